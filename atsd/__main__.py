@@ -1,0 +1,3 @@
+from atsd.cli import main
+
+raise SystemExit(main())
