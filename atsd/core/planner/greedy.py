@@ -40,8 +40,9 @@ def plan(problem: PlanProblem) -> Decision:
     allowed = set(problem.modes)
     order = sorted(allowed, key=lambda m: m.rank)
 
-    lo, hi = (np.quantile(p, [problem.extra.get("cheap_q", 0.33), problem.extra.get("expensive_q", 0.67)])  # type: ignore[arg-type]
-              if n > 2 else (p.min(), p.max()))
+    cheap_q = float(problem.extra.get("cheap_q", 0.33))  # type: ignore[arg-type]
+    expensive_q = float(problem.extra.get("expensive_q", 0.67))  # type: ignore[arg-type]
+    lo, hi = np.quantile(p, [cheap_q, expensive_q]) if n > 2 else (p.min(), p.max())
     flat = float(p.max() - p.min()) < FLAT_SPREAD_EUR_PER_KWH
     rank_of = np.empty(n, dtype=int)
     rank_of[np.argsort(p, kind="stable")] = np.arange(1, n + 1)
@@ -120,11 +121,10 @@ def plan(problem: PlanProblem) -> Decision:
                 break
         else:
             end = model.step1(d, i, t0, chosen.rank)[0]
-        if chosen is not want:
-            if chosen.rank > want.rank:
-                floor_hit = True
-                reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
-                          f"{floor[i]:.1f} °C")
+        if chosen is not want and chosen.rank > want.rank:
+            floor_hit = True
+            reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
+                      f"{floor[i]:.1f} °C")
         modes.append(chosen)
         reasons.append(reason)
         temps[i + 1] = end
