@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 StatusHook = Callable[[int, str], None]
+
+
+_SECRET_PARAM = re.compile(r"(securityToken|token|api_key|apikey)=[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """httpx logs every request URL at INFO; ENTSO-E carries its token in the query: hide it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if _SECRET_PARAM.search(msg):
+            record.msg, record.args = _SECRET_PARAM.sub(r"\1=***", msg), None
+        return True
+
+
+def redact_http_logs() -> None:
+    """Install :class:`RedactSecrets` on the ``httpx`` logger once (idempotent)."""
+    lg = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactSecrets) for f in lg.filters):
+        lg.addFilter(RedactSecrets())
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,7 @@ async def get_text(client: httpx.AsyncClient, source: str, url: str, *, params: 
     ``on_status(status, body)`` sees every non-200 answer first and may raise a more specific error
     (ENTSO-E explains a 400 in an acknowledgement document).
     """
+    redact_http_logs()
     rng = rng or random.Random()
     last: SourceError | None = None
     for attempt in range(max(1, policy.attempts)):
