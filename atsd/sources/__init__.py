@@ -20,15 +20,15 @@ from numpy.typing import NDArray
 class ErrorKind(StrEnum):
     """Why a fetch failed; decides whether a retry can help."""
 
-    TIMEOUT = "timeout"          # retryable
-    NETWORK = "network"          # retryable: DNS, refused, reset
-    SERVER = "server"            # retryable: HTTP 5xx
-    RATE_LIMIT = "rate_limit"    # not retried now: wait for retry_after_s
-    AUTH = "auth"                # not retried: the token or key is wrong
-    HTTP = "http"                # not retried: other 4xx
-    PARSE = "parse"              # not retried: truncated XML, HTML error page, bad JSON
-    NO_DATA = "no_data"          # the API answered, but has nothing for the window
-    INVALID = "invalid"          # data failed the sanity checks
+    TIMEOUT = "timeout"  # retryable
+    NETWORK = "network"  # retryable: DNS, refused, reset
+    SERVER = "server"  # retryable: HTTP 5xx
+    RATE_LIMIT = "rate_limit"  # not retried now: wait for retry_after_s
+    AUTH = "auth"  # not retried: the token or key is wrong
+    HTTP = "http"  # not retried: other 4xx
+    PARSE = "parse"  # not retried: truncated XML, HTML error page, bad JSON
+    NO_DATA = "no_data"  # the API answered, but has nothing for the window
+    INVALID = "invalid"  # data failed the sanity checks
 
     @property
     def retryable(self) -> bool:
@@ -70,12 +70,19 @@ class RawSeries:
         return len(self.values)
 
 
-def make_series(source: str, pairs: dict[int, float], step_s: int, fetched_at: datetime,
-                instant: bool = False) -> RawSeries:
+def make_series(
+    source: str, pairs: dict[int, float], step_s: int, fetched_at: datetime, instant: bool = False
+) -> RawSeries:
     """A :class:`RawSeries` from ``{epoch_s: value}`` (sorted here)."""
     keys = sorted(pairs)
-    return RawSeries(source, np.array(keys, dtype=np.int64), np.array([pairs[k] for k in keys], dtype=np.float64),
-                     step_s, fetched_at, instant)
+    return RawSeries(
+        source,
+        np.array(keys, dtype=np.int64),
+        np.array([pairs[k] for k in keys], dtype=np.float64),
+        step_s,
+        fetched_at,
+        instant,
+    )
 
 
 __all__ = ["ErrorKind", "RawSeries", "SourceError", "make_series"]

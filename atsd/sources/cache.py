@@ -71,8 +71,9 @@ class Cache:
             _fsync_dir(p.parent)
         except OSError as exc:
             if not self._warned:
-                log.warning("Forecast cache %s cannot be written (%s); keeping data in memory only.",
-                            p, exc.strerror)
+                log.warning(
+                    "Forecast cache %s cannot be written (%s); keeping data in memory only.", p, exc.strerror
+                )
                 self._warned = True
             return False
         finally:

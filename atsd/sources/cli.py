@@ -18,8 +18,12 @@ GROUPS = {"price": "spot_eur_per_mwh", "weather": "temp_c", "grid": "co2_g_per_k
 def _forecast_args(p: argparse.ArgumentParser) -> None:
     add_config_arg(p)
     p.add_argument("--start", default=None, help="window start, ISO-8601 (default: now)")
-    p.add_argument("--hours", type=float, default=None,
-                   help="window length in hours (default: as far as published prices reach)")
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        help="window length in hours (default: as far as published prices reach)",
+    )
     p.add_argument("--json", action="store_true", help="print the forecast document as JSON")
     p.add_argument("--demo", action="store_true", help="bundled demo data instead of the network")
     p.add_argument("--offline", action="store_true", help="do not fetch: use the cache and estimates only")
@@ -70,7 +74,7 @@ def forecast_table(fc: object, tz: object) -> str:
 
     assert isinstance(fc, Forecast)
     names = list(fc.series)
-    head = ["local time"] + names
+    head = ["local time", *names]
     lines = ["  ".join(f"{h:>16}" for h in head)]
     for i, t in enumerate(fc.grid.times()):
         cells = [t.astimezone(tz).strftime("%a %d.%m %H:%M")]  # type: ignore[arg-type]
@@ -83,7 +87,11 @@ def forecast_table(fc: object, tz: object) -> str:
     lines.append("~ = estimate, not published data")
     for n, p in fc.provenance.items():
         when = p.fetched_at.strftime("%Y-%m-%d %H:%MZ") if p.fetched_at else "-"
-        flags = ", ".join(f for f, on in (("fallback", p.fallback), ("estimate", p.estimate)) if on) or "primary"
-        lines.append(f"{n}: {p.source} ({p.resolution_min} min, fetched {when}, {flags})"
-                     + (f": {p.note}" if p.note else ""))
+        flags = (
+            ", ".join(f for f, on in (("fallback", p.fallback), ("estimate", p.estimate)) if on) or "primary"
+        )
+        lines.append(
+            f"{n}: {p.source} ({p.resolution_min} min, fetched {when}, {flags})"
+            + (f": {p.note}" if p.note else "")
+        )
     return "\n".join(lines)

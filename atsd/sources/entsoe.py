@@ -26,10 +26,21 @@ RATE_LIMIT_BAN_S = 600.0  # a 429 bans the IP and token for 10 minutes
 
 # Bidding zones (EIC codes) by atsd price_area.
 EIC = {
-    "FI": "10YFI-1--------U", "EE": "10Y1001A1001A39I", "LV": "10YLV-1001A00074", "LT": "10YLT-1001A0008Q",
-    "SE1": "10Y1001A1001A44P", "SE2": "10Y1001A1001A45N", "SE3": "10Y1001A1001A46L", "SE4": "10Y1001A1001A47J",
-    "NO1": "10YNO-1--------2", "NO2": "10YNO-2--------T", "NO3": "10YNO-3--------J", "NO4": "10YNO-4--------9",
-    "NO5": "10Y1001A1001A48H", "DK1": "10YDK-1--------W", "DK2": "10YDK-2--------M",
+    "FI": "10YFI-1--------U",
+    "EE": "10Y1001A1001A39I",
+    "LV": "10YLV-1001A00074",
+    "LT": "10YLT-1001A0008Q",
+    "SE1": "10Y1001A1001A44P",
+    "SE2": "10Y1001A1001A45N",
+    "SE3": "10Y1001A1001A46L",
+    "SE4": "10Y1001A1001A47J",
+    "NO1": "10YNO-1--------2",
+    "NO2": "10YNO-2--------T",
+    "NO3": "10YNO-3--------J",
+    "NO4": "10YNO-4--------9",
+    "NO5": "10Y1001A1001A48H",
+    "DK1": "10YDK-1--------W",
+    "DK2": "10YDK-2--------M",
 }
 
 _DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?$")
@@ -152,23 +163,52 @@ def _fmt(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y%m%d%H%M")
 
 
-async def fetch_prices(client: httpx.AsyncClient, *, base_url: str, token: str, area: str, start: datetime,
-                       end: datetime, fetched_at: datetime, timeout_s: float = 10.0,
-                       policy: RetryPolicy = RetryPolicy(), sleep: Sleep | None = None) -> RawSeries:
+async def fetch_prices(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    token: str,
+    area: str,
+    start: datetime,
+    end: datetime,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> RawSeries:
     """Day-ahead prices of ``area`` for the market days overlapping ``start..end`` (UTC)."""
     eic = EIC.get(area)
     if eic is None:
         raise SourceError(SOURCE, ErrorKind.HTTP, f"no EIC code for price_area {area!r}")
-    params = {"securityToken": token, "documentType": "A44", "in_Domain": eic, "out_Domain": eic,
-              "periodStart": _fmt(start), "periodEnd": _fmt(end)}
+    params = {
+        "securityToken": token,
+        "documentType": "A44",
+        "in_Domain": eic,
+        "out_Domain": eic,
+        "periodStart": _fmt(start),
+        "periodEnd": _fmt(end),
+    }
     kw = {"sleep": sleep} if sleep is not None else {}
     try:
-        text = await get_text(client, SOURCE, base_url, params=params, timeout_s=timeout_s, policy=policy,
-                              on_status=_on_status, auth_hint=": check [sources.entsoe] token", **kw)
+        text = await get_text(
+            client,
+            SOURCE,
+            base_url,
+            params=params,
+            timeout_s=timeout_s,
+            policy=policy,
+            on_status=_on_status,
+            auth_hint=": check [sources.entsoe] token",
+            **kw,
+        )
     except SourceError as exc:
         if exc.kind is ErrorKind.RATE_LIMIT:
             # ENTSO-E bans for 10 minutes whatever Retry-After says.
-            raise SourceError(SOURCE, ErrorKind.RATE_LIMIT, "429 Too Many Requests: banned for 10 minutes",
-                              max(RATE_LIMIT_BAN_S, exc.retry_after_s or 0.0)) from exc
+            raise SourceError(
+                SOURCE,
+                ErrorKind.RATE_LIMIT,
+                "429 Too Many Requests: banned for 10 minutes",
+                max(RATE_LIMIT_BAN_S, exc.retry_after_s or 0.0),
+            ) from exc
         raise
     return parse_a44(text, fetched_at)

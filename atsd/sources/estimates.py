@@ -30,12 +30,14 @@ MONTHLY_NORMAL_C = (-4.6, -5.3, -1.9, 4.2, 10.5, 14.9, 17.8, 16.0, 11.0, 5.6, 1.
 
 
 def _minute_of_day(grid: Grid, tz: ZoneInfo) -> NDArray[np.int64]:
-    return np.array([(lt.hour * 60 + lt.minute) for lt in (t.astimezone(tz) for t in grid.times())],
-                    dtype=np.int64)
+    return np.array(
+        [(lt.hour * 60 + lt.minute) for lt in (t.astimezone(tz) for t in grid.times())], dtype=np.int64
+    )
 
 
-def _profile(hist: Grid, hist_v: FloatArray, tz: ZoneInfo, keys_for: NDArray[np.int64],
-             key_step_min: int) -> FloatArray:
+def _profile(
+    hist: Grid, hist_v: FloatArray, tz: ZoneInfo, keys_for: NDArray[np.int64], key_step_min: int
+) -> FloatArray:
     """Mean of the history by local time of day (bins of ``key_step_min``) at each requested key."""
     hk = _minute_of_day(hist, tz) // key_step_min
     ok = np.isfinite(hist_v)
@@ -49,8 +51,9 @@ def _profile(hist: Grid, hist_v: FloatArray, tz: ZoneInfo, keys_for: NDArray[np.
     return out
 
 
-def fill_prices(grid: Grid, values: FloatArray, tz: ZoneInfo, hist: Grid, hist_v: FloatArray
-                ) -> tuple[FloatArray, BoolArray, str]:
+def fill_prices(
+    grid: Grid, values: FloatArray, tz: ZoneInfo, hist: Grid, hist_v: FloatArray
+) -> tuple[FloatArray, BoolArray, str]:
     """Fill NaN prices from the daily profile of ``hist_v`` (known prices on ``hist``)."""
     missing = ~np.isfinite(values)
     out = values.copy()
@@ -67,8 +70,15 @@ def fill_prices(grid: Grid, values: FloatArray, tz: ZoneInfo, hist: Grid, hist_v
     return out, missing, note
 
 
-def fill_weather(grid: Grid, values: FloatArray, tz: ZoneInfo, hist: Grid, hist_v: FloatArray,
-                 anchor: tuple[int, float] | None = None, normal: bool = True) -> tuple[FloatArray, BoolArray, str]:
+def fill_weather(
+    grid: Grid,
+    values: FloatArray,
+    tz: ZoneInfo,
+    hist: Grid,
+    hist_v: FloatArray,
+    anchor: tuple[int, float] | None = None,
+    normal: bool = True,
+) -> tuple[FloatArray, BoolArray, str]:
     """Fill NaN slots: persistence of the last value before each gap blended into the diurnal profile.
 
     ``hist`` holds the known values before (and including) the window; ``anchor`` (epoch s, value) is an
@@ -108,8 +118,9 @@ def fill_weather(grid: Grid, values: FloatArray, tz: ZoneInfo, hist: Grid, hist_
     return out, missing, "weather estimate: persistence blended with the recent diurnal profile"
 
 
-def estimate_co2(grid: Grid, tz: ZoneInfo, hist: Grid, co2_hist: FloatArray, wind_hist: FloatArray,
-                 wind_future: FloatArray) -> tuple[FloatArray, str]:
+def estimate_co2(
+    grid: Grid, tz: ZoneInfo, hist: Grid, co2_hist: FloatArray, wind_hist: FloatArray, wind_future: FloatArray
+) -> tuple[FloatArray, str]:
     """CO2 emission factor on ``grid`` (NaN where impossible) from history and the wind forecast."""
     out = np.full(grid.n, np.nan)
     ok = np.isfinite(co2_hist)

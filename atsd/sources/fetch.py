@@ -68,11 +68,20 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
-async def get_text(client: httpx.AsyncClient, source: str, url: str, *, params: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None, timeout_s: float = 10.0,
-                   policy: RetryPolicy = RetryPolicy(), sleep: Sleep = asyncio.sleep,
-                   rng: random.Random | None = None, on_status: StatusHook | None = None,
-                   auth_hint: str = "") -> str:
+async def get_text(
+    client: httpx.AsyncClient,
+    source: str,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+    on_status: StatusHook | None = None,
+    auth_hint: str = "",
+) -> str:
     """The body of a 200 answer, or :class:`SourceError` after the retries.
 
     ``on_status(status, body)`` sees every non-200 answer first and may raise a more specific error
@@ -106,12 +115,18 @@ async def get_text(client: httpx.AsyncClient, source: str, url: str, *, params: 
         if on_status is not None:
             on_status(status, body)
         if status == 429:
-            raise SourceError(source, ErrorKind.RATE_LIMIT, "429 Too Many Requests: rate limited",
-                              retry_after_s(resp.headers.get("Retry-After")))
+            raise SourceError(
+                source,
+                ErrorKind.RATE_LIMIT,
+                "429 Too Many Requests: rate limited",
+                retry_after_s(resp.headers.get("Retry-After")),
+            )
         if status in (401, 403):
             raise SourceError(source, ErrorKind.AUTH, f"{status} {resp.reason_phrase}{auth_hint}")
         if status >= 500:
-            last = SourceError(source, ErrorKind.SERVER, f"{status} {resp.reason_phrase}: the service is down")
+            last = SourceError(
+                source, ErrorKind.SERVER, f"{status} {resp.reason_phrase}: the service is down"
+            )
             continue
         raise SourceError(source, ErrorKind.HTTP, f"{status} {resp.reason_phrase}")
     assert last is not None

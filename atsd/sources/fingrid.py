@@ -20,11 +20,11 @@ from atsd.sources import ErrorKind, RawSeries, SourceError, make_series
 from atsd.sources.fetch import RetryPolicy, Sleep, get_text
 
 SOURCE = "fingrid"
-CO2_CONSUMPTION = 265   # gCO2/kWh of electricity consumed in Finland, real time (3 min)
-WIND_REALTIME = 181     # MW, real time (3 min)
-WIND_FORECAST = 245     # MW, forecast updated every 15 min
-FREQUENCY = 177         # Hz, real time
-SYSTEM_STATE = 209      # power system state: 1 normal, 2 endangered, 3 disturbed, 4 blackout, 5 restoring
+CO2_CONSUMPTION = 265  # gCO2/kWh of electricity consumed in Finland, real time (3 min)
+WIND_REALTIME = 181  # MW, real time (3 min)
+WIND_FORECAST = 245  # MW, forecast updated every 15 min
+FREQUENCY = 177  # Hz, real time
+SYSTEM_STATE = 209  # power system state: 1 normal, 2 endangered, 3 disturbed, 4 blackout, 5 restoring
 MAX_PAGES = 20
 AUTH_HINT = ": check [sources.fingrid] api_key"
 
@@ -47,8 +47,13 @@ def parse_page(text: str) -> tuple[list[tuple[int, int, float]], int, int]:
     try:
         for r in rows:
             v = r.get("value")
-            out.append((to_epoch_s(parse_utc(r["startTime"])), to_epoch_s(parse_utc(r["endTime"])),
-                        float("nan") if v is None else float(v)))
+            out.append(
+                (
+                    to_epoch_s(parse_utc(r["startTime"])),
+                    to_epoch_s(parse_utc(r["endTime"])),
+                    float("nan") if v is None else float(v),
+                )
+            )
         page = doc.get("pagination") or {}
         cur, last = int(page.get("currentPage") or 1), int(page.get("lastPage") or 1)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -71,18 +76,43 @@ def rows_to_series(rows: list[tuple[int, int, float]], dataset: int, fetched_at:
     return make_series(f"{SOURCE}:{dataset}", {r[0]: r[2] for r in rows}, max(60, step), fetched_at)
 
 
-async def fetch_dataset(client: httpx.AsyncClient, *, base_url: str, api_key: str, dataset: int,
-                        start: datetime, end: datetime, fetched_at: datetime, timeout_s: float = 10.0,
-                        policy: RetryPolicy = RetryPolicy(), sleep: Sleep | None = None) -> RawSeries:
+async def fetch_dataset(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    api_key: str,
+    dataset: int,
+    start: datetime,
+    end: datetime,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> RawSeries:
     kw = {"sleep": sleep} if sleep is not None else {}
     rows: list[tuple[int, int, float]] = []
     page = 1
     while True:
-        params = {"startTime": iso_z(start), "endTime": iso_z(end), "format": "json", "pageSize": "20000",
-                  "page": str(page), "sortBy": "startTime", "sortOrder": "asc"}
-        text = await get_text(client, SOURCE, f"{base_url.rstrip('/')}/datasets/{dataset}/data", params=params,
-                              headers={"x-api-key": api_key}, timeout_s=timeout_s, policy=policy,
-                              auth_hint=AUTH_HINT, **kw)
+        params = {
+            "startTime": iso_z(start),
+            "endTime": iso_z(end),
+            "format": "json",
+            "pageSize": "20000",
+            "page": str(page),
+            "sortBy": "startTime",
+            "sortOrder": "asc",
+        }
+        text = await get_text(
+            client,
+            SOURCE,
+            f"{base_url.rstrip('/')}/datasets/{dataset}/data",
+            params=params,
+            headers={"x-api-key": api_key},
+            timeout_s=timeout_s,
+            policy=policy,
+            auth_hint=AUTH_HINT,
+            **kw,
+        )
         got, cur, last = parse_page(text)
         rows.extend(got)
         if cur >= last or page >= MAX_PAGES:
@@ -91,14 +121,28 @@ async def fetch_dataset(client: httpx.AsyncClient, *, base_url: str, api_key: st
     return rows_to_series(rows, dataset, fetched_at)
 
 
-async def fetch_latest(client: httpx.AsyncClient, *, base_url: str, api_key: str, dataset: int,
-                       timeout_s: float = 10.0, policy: RetryPolicy = RetryPolicy(),
-                       sleep: Sleep | None = None) -> tuple[datetime, float]:
+async def fetch_latest(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    api_key: str,
+    dataset: int,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> tuple[datetime, float]:
     """The newest value of a dataset and its start time (frequency, system state)."""
     kw = {"sleep": sleep} if sleep is not None else {}
-    text = await get_text(client, SOURCE, f"{base_url.rstrip('/')}/datasets/{dataset}/data/latest",
-                          headers={"x-api-key": api_key}, timeout_s=timeout_s, policy=policy,
-                          auth_hint=AUTH_HINT, **kw)
+    text = await get_text(
+        client,
+        SOURCE,
+        f"{base_url.rstrip('/')}/datasets/{dataset}/data/latest",
+        headers={"x-api-key": api_key},
+        timeout_s=timeout_s,
+        policy=policy,
+        auth_hint=AUTH_HINT,
+        **kw,
+    )
     doc = _json(text)
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"][-1] if doc["data"] else None

@@ -56,8 +56,7 @@ from atsd.core.timegrid import (
     resample_step,
     to_epoch_s,
 )
-from atsd.sources import ErrorKind, RawSeries, SourceError
-from atsd.sources import entsoe, fingrid, openmeteo, spotfi
+from atsd.sources import ErrorKind, RawSeries, SourceError, entsoe, fingrid, openmeteo, spotfi
 from atsd.sources.cache import Cache
 from atsd.sources.estimates import estimate_co2, fill_prices, fill_weather
 from atsd.sources.fetch import RetryPolicy, Sleep
@@ -74,8 +73,8 @@ from atsd.sources.pricecheck import (
 log = logging.getLogger(__name__)
 
 PRICE_SOURCES = ("entsoe", "porssisahko", "spothinta", "elering")
-PRICE_HISTORY_DAYS = 14           # accepted days kept in the cache (the estimate uses the last 7)
-PRICE_RETRY_S = 300               # between polls while tomorrow's prices are awaited
+PRICE_HISTORY_DAYS = 14  # accepted days kept in the cache (the estimate uses the last 7)
+PRICE_RETRY_S = 300  # between polls while tomorrow's prices are awaited
 PRICE_RETRY_MAX_S = 1800
 WEATHER_EVERY_S = 3600
 GRID_EVERY_S = 900
@@ -104,10 +103,17 @@ class SourceHealth:
         def t(x: datetime | None) -> str | None:
             return iso_z(x) if x else None
 
-        return {"enabled": self.enabled, "note": self.note, "last_success": t(self.last_success),
-                "last_attempt": t(self.last_attempt), "last_error": self.last_error,
-                "last_error_at": t(self.last_error_at), "consecutive_failures": self.consecutive_failures,
-                "banned_until": t(self.banned_until), "fallback_in_use": self.fallback_in_use}
+        return {
+            "enabled": self.enabled,
+            "note": self.note,
+            "last_success": t(self.last_success),
+            "last_attempt": t(self.last_attempt),
+            "last_error": self.last_error,
+            "last_error_at": t(self.last_error_at),
+            "consecutive_failures": self.consecutive_failures,
+            "banned_until": t(self.banned_until),
+            "fallback_in_use": self.fallback_in_use,
+        }
 
 
 def default_cache_dir(cfg: Config) -> Path:
@@ -117,9 +123,16 @@ def default_cache_dir(cfg: Config) -> Path:
 class ForecastService:
     """Fetchers, checks, cache and fallback chain behind one object (see the module docstring)."""
 
-    def __init__(self, cfg: Config, *, cache_dir: Path | None | bool = True,
-                 client: httpx.AsyncClient | None = None, sleep: Sleep | None = None,
-                 policy: RetryPolicy | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        cache_dir: Path | bool | None = True,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep | None = None,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ):
         self.cfg = cfg
         self.tz = cfg.device.tz
         self.area = cfg.device.price_area
@@ -143,11 +156,19 @@ class ForecastService:
                 h.enabled, h.note = False, why
             else:
                 self.price_order.append(name)
-        self._health["openmeteo"] = SourceHealth("openmeteo", enabled=src.openmeteo.enabled,
-                                                 note="" if src.openmeteo.enabled else "disabled in config")
-        fg_note = ("" if src.fingrid.enabled and self._fingrid_key else
-                   "disabled in config" if not src.fingrid.enabled else
-                   "no api_key: no grid data (set [sources.fingrid] api_key, api_key_file or ATSD_FINGRID_API_KEY)")
+        self._health["openmeteo"] = SourceHealth(
+            "openmeteo",
+            enabled=src.openmeteo.enabled,
+            note="" if src.openmeteo.enabled else "disabled in config",
+        )
+        fg_note = (
+            ""
+            if src.fingrid.enabled and self._fingrid_key
+            else "disabled in config"
+            if not src.fingrid.enabled
+            else "no api_key: no grid data (set [sources.fingrid] api_key, api_key_file "
+            "or ATSD_FINGRID_API_KEY)"
+        )
         self._health["fingrid"] = SourceHealth("fingrid", enabled=not fg_note, note=fg_note)
         # Accepted price days by live source, and those loaded from the disk cache.
         self._days: dict[str, dict[date, PriceDay]] = {n: {} for n in self.price_order}
@@ -166,8 +187,9 @@ class ForecastService:
 
     async def __aenter__(self) -> ForecastService:
         if self._client is None:
-            self._client = httpx.AsyncClient(headers={"User-Agent": "atsd (heat-pump optimizer)"},
-                                             follow_redirects=True)
+            self._client = httpx.AsyncClient(
+                headers={"User-Agent": "atsd (heat-pump optimizer)"}, follow_redirects=True
+            )
             self._own_client = True
         await asyncio.to_thread(self.load_cache)
         return self
@@ -205,8 +227,11 @@ class ForecastService:
     def _fail(self, name: str, err: SourceError, now: datetime) -> None:
         h = self._health[name]
         if h.consecutive_failures == 0:
-            log.warning("%s; using the next source in the chain until it answers again.", err,
-                        extra={"device_id": self.cfg.device.device_id})
+            log.warning(
+                "%s; using the next source in the chain until it answers again.",
+                err,
+                extra={"device_id": self.cfg.device.device_id},
+            )
         h.consecutive_failures += 1
         h.last_error, h.last_error_at = str(err), now
         if err.kind is ErrorKind.RATE_LIMIT:
@@ -215,8 +240,12 @@ class ForecastService:
     def _ok(self, name: str, now: datetime) -> None:
         h = self._health[name]
         if h.consecutive_failures:
-            log.info("%s answers again after %d failed attempt(s).", name, h.consecutive_failures,
-                     extra={"device_id": self.cfg.device.device_id})
+            log.info(
+                "%s answers again after %d failed attempt(s).",
+                name,
+                h.consecutive_failures,
+                extra={"device_id": self.cfg.device.device_id},
+            )
         h.consecutive_failures = 0
         h.last_success = now
 
@@ -239,7 +268,9 @@ class ForecastService:
         except Exception as exc:  # a bug in a parser must not stop the heating: log it fully, once
             if h.consecutive_failures == 0:
                 log.exception("%s: unexpected error while fetching", name)
-            self._fail(name, SourceError(name, ErrorKind.PARSE, f"unexpected {type(exc).__name__}: {exc}"), now)
+            self._fail(
+                name, SourceError(name, ErrorKind.PARSE, f"unexpected {type(exc).__name__}: {exc}"), now
+            )
             return None
         self._ok(name, now)
         return result
@@ -258,21 +289,39 @@ class ForecastService:
                 return day
         return self._cached_days.get(d)
 
-    def _fetch_price(self, name: str, now: datetime, start: datetime, end: datetime
-                     ) -> Coroutine[Any, Any, RawSeries]:
+    def _fetch_price(
+        self, name: str, now: datetime, start: datetime, end: datetime
+    ) -> Coroutine[Any, Any, RawSeries]:
         src, kw = self.cfg.sources, self._fetch_kw()
         if name == "entsoe":
             assert self._token is not None
-            return entsoe.fetch_prices(self.client, base_url=src.entsoe.base_url, token=self._token,
-                                       area=self.area, start=start, end=end, fetched_at=now, **kw)
+            return entsoe.fetch_prices(
+                self.client,
+                base_url=src.entsoe.base_url,
+                token=self._token,
+                area=self.area,
+                start=start,
+                end=end,
+                fetched_at=now,
+                **kw,
+            )
         if name == "porssisahko":
-            return spotfi.fetch_porssisahko(self.client, base_url=src.porssisahko.base_url, fetched_at=now,
-                                            vat=self.cfg.tariff.vat, **kw)
+            return spotfi.fetch_porssisahko(
+                self.client, base_url=src.porssisahko.base_url, fetched_at=now, vat=self.cfg.tariff.vat, **kw
+            )
         if name == "spothinta":
-            return spotfi.fetch_spothinta(self.client, base_url=src.spothinta.base_url, area=self.area,
-                                          fetched_at=now, **kw)
-        return spotfi.fetch_elering(self.client, base_url=src.elering.base_url, area=self.area, start=start,
-                                    end=end, fetched_at=now, **kw)
+            return spotfi.fetch_spothinta(
+                self.client, base_url=src.spothinta.base_url, area=self.area, fetched_at=now, **kw
+            )
+        return spotfi.fetch_elering(
+            self.client,
+            base_url=src.elering.base_url,
+            area=self.area,
+            start=start,
+            end=end,
+            fetched_at=now,
+            **kw,
+        )
 
     def _fetch_kw(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"timeout_s": self.cfg.sources.timeout_s, "policy": self._policy}
@@ -292,19 +341,25 @@ class ForecastService:
                 self._say_once(f"reject:{r}", logging.WARNING, f"{r}.")
         good = 0
         for day in sorted(days, key=lambda d: d.day):
-            prev = self._days[name].get(day.day - timedelta(days=1)) or self.price_day(day.day - timedelta(days=1))
+            prev = self._days[name].get(day.day - timedelta(days=1)) or self.price_day(
+                day.day - timedelta(days=1)
+            )
             why = check_day(day, prev)
             if why:
                 bad += 1
-                self._say_once(f"reject:{name}:{day.day}:{why}", logging.WARNING,
-                               f"{name}: prices of market day {day.day} rejected: {why}.")
+                self._say_once(
+                    f"reject:{name}:{day.day}:{why}",
+                    logging.WARNING,
+                    f"{name}: prices of market day {day.day} rejected: {why}.",
+                )
                 continue
             self._days[name][day.day] = day
             good += 1
         return good, bad
 
-    async def refresh_prices(self, now: datetime, start: datetime | None = None,
-                             end: datetime | None = None) -> bool:
+    async def refresh_prices(
+        self, now: datetime, start: datetime | None = None, end: datetime | None = None
+    ) -> bool:
         """Fetch prices for yesterday..tomorrow (CET market days), or the market days of ``start..end``.
 
         The primary and the first alternate are always asked (for the cross-check); further alternates
@@ -333,7 +388,9 @@ class ForecastService:
                     continue
                 good, bad = self._accept(name, raw)
                 if good == 0 and bad:
-                    self._fail(name, SourceError(name, ErrorKind.INVALID, "every price day failed the checks"), now)
+                    self._fail(
+                        name, SourceError(name, ErrorKind.INVALID, "every price day failed the checks"), now
+                    )
             self._cross_check()
             after = {(n, d) for n in self.price_order for d in self._days[n]}
             new = bool(after - before)
@@ -363,11 +420,23 @@ class ForecastService:
         return out
 
     def _save_prices(self, today: date) -> None:
-        keep = {d: self.price_day(d) for d in self._all_days() if d >= today - timedelta(days=PRICE_HISTORY_DAYS)}
-        doc = {"area": self.area, "days": {d.isoformat(): {
-            "source": day.source, "fetched_at": iso_z(day.fetched_at), "start_s": day.start_s,
-            "step_s": day.step_s, "values": [float(x) for x in day.values]}
-            for d, day in sorted(keep.items()) if day is not None}}
+        keep = {
+            d: self.price_day(d) for d in self._all_days() if d >= today - timedelta(days=PRICE_HISTORY_DAYS)
+        }
+        doc = {
+            "area": self.area,
+            "days": {
+                d.isoformat(): {
+                    "source": day.source,
+                    "fetched_at": iso_z(day.fetched_at),
+                    "start_s": day.start_s,
+                    "step_s": day.step_s,
+                    "values": [float(x) for x in day.values],
+                }
+                for d, day in sorted(keep.items())
+                if day is not None
+            },
+        }
         self.cache.save(CACHE_PRICES, doc)
 
     # -- weather and grid ------------------------------------------------------------------------
@@ -379,10 +448,19 @@ class ForecastService:
             return False
         async with self._locks["weather"]:
             self._attempt["weather"] = now
-            got = await self._guard("openmeteo", now, openmeteo.fetch_forecast(
-                self.client, base_url=om.base_url, latitude=self.cfg.device.latitude,
-                longitude=self.cfg.device.longitude, forecast_days=om.forecast_days, fetched_at=now,
-                **self._fetch_kw()))
+            got = await self._guard(
+                "openmeteo",
+                now,
+                openmeteo.fetch_forecast(
+                    self.client,
+                    base_url=om.base_url,
+                    latitude=self.cfg.device.latitude,
+                    longitude=self.cfg.device.longitude,
+                    forecast_days=om.forecast_days,
+                    fetched_at=now,
+                    **self._fetch_kw(),
+                ),
+            )
             if got is None:
                 self._failures["weather"] += 1
                 return False
@@ -392,8 +470,14 @@ class ForecastService:
             return True
 
     def _save_weather(self) -> None:
-        self.cache.save(CACHE_WEATHER, {"lat": self.cfg.device.latitude, "lon": self.cfg.device.longitude,
-                                        "series": {k: _series_doc(v) for k, v in self._weather.items()}})
+        self.cache.save(
+            CACHE_WEATHER,
+            {
+                "lat": self.cfg.device.latitude,
+                "lon": self.cfg.device.longitude,
+                "series": {k: _series_doc(v) for k, v in self._weather.items()},
+            },
+        )
 
     async def refresh_grid(self, now: datetime) -> bool:
         """Fetch Fingrid CO2 (265), wind power (181) and its forecast (245), frequency and system state."""
@@ -406,21 +490,36 @@ class ForecastService:
 
             async def all_sets() -> dict[int, RawSeries]:
                 out: dict[int, RawSeries] = {}
-                for ds, t1 in ((fingrid.CO2_CONSUMPTION, now), (fingrid.WIND_REALTIME, now),
-                               (fingrid.WIND_FORECAST, end)):
+                for ds, t1 in (
+                    (fingrid.CO2_CONSUMPTION, now),
+                    (fingrid.WIND_REALTIME, now),
+                    (fingrid.WIND_FORECAST, end),
+                ):
                     assert self._fingrid_key is not None
                     try:
-                        out[ds] = await fingrid.fetch_dataset(self.client, base_url=fg.base_url,
-                                                              api_key=self._fingrid_key, dataset=ds, start=start,
-                                                              end=t1, fetched_at=now, **self._fetch_kw())
+                        out[ds] = await fingrid.fetch_dataset(
+                            self.client,
+                            base_url=fg.base_url,
+                            api_key=self._fingrid_key,
+                            dataset=ds,
+                            start=start,
+                            end=t1,
+                            fetched_at=now,
+                            **self._fetch_kw(),
+                        )
                     except SourceError as exc:
                         if exc.kind is not ErrorKind.NO_DATA:
                             raise
                 status: dict[str, object] = {}
                 for ds, key in ((fingrid.FREQUENCY, "frequency_hz"), (fingrid.SYSTEM_STATE, "system_state")):
                     try:
-                        t, v = await fingrid.fetch_latest(self.client, base_url=fg.base_url,
-                                                          api_key=self._fingrid_key, dataset=ds, **self._fetch_kw())
+                        t, v = await fingrid.fetch_latest(
+                            self.client,
+                            base_url=fg.base_url,
+                            api_key=self._fingrid_key,
+                            dataset=ds,
+                            **self._fetch_kw(),
+                        )
                         status[key], status[f"{key}_at"] = v, iso_z(t)
                     except SourceError as exc:
                         if exc.kind in (ErrorKind.AUTH, ErrorKind.RATE_LIMIT):
@@ -436,8 +535,11 @@ class ForecastService:
                 return False
             self._failures["grid"] = 0
             self._grid.update(got)
-            await asyncio.to_thread(self.cache.save, CACHE_GRID,
-                                    {"series": {str(k): _series_doc(v) for k, v in self._grid.items()}})
+            await asyncio.to_thread(
+                self.cache.save,
+                CACHE_GRID,
+                {"series": {str(k): _series_doc(v) for k, v in self._grid.items()}},
+            )
             return True
 
     def grid_status(self) -> dict[str, object]:
@@ -452,9 +554,14 @@ class ForecastService:
         if doc and doc.get("area") == self.area:
             for key, d in (doc.get("days") or {}).items():
                 try:
-                    day = PriceDay(date.fromisoformat(key), int(d["start_s"]), int(d["step_s"]),
-                                   np.array(d["values"], dtype=np.float64), str(d["source"]),
-                                   parse_utc(d["fetched_at"]))
+                    day = PriceDay(
+                        date.fromisoformat(key),
+                        int(d["start_s"]),
+                        int(d["step_s"]),
+                        np.array(d["values"], dtype=np.float64),
+                        str(d["source"]),
+                        parse_utc(d["fetched_at"]),
+                    )
                 except (KeyError, TypeError, ValueError):
                     continue
                 if day.start_s == day_bounds_s(day.day)[0] and check_day(day, None) is None:
@@ -468,9 +575,16 @@ class ForecastService:
 
     # -- assembly --------------------------------------------------------------------------------
 
-    def assemble(self, now: datetime, hours: float | None = None, *, start: datetime | None = None,
-                 end: datetime | None = None, step_s: int | None = None,
-                 outdoor_c: float | None = None) -> Forecast:
+    def assemble(
+        self,
+        now: datetime,
+        hours: float | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        step_s: int | None = None,
+        outdoor_c: float | None = None,
+    ) -> Forecast:
         """The forecast on the planner grid from ``start`` (default ``now``) for ``hours`` (or to ``end``).
 
         Without ``hours`` or ``end`` the window runs as far as published prices reach (at least one
@@ -533,8 +647,9 @@ class ForecastService:
         known_after = np.isfinite(vals)
         # Known days inside the window also teach the profile (e.g. today while tomorrow is missing).
         hist_all = Grid(hist.start, grid.step_s, hist.n + grid.n)
-        filled, mask, note = fill_prices(grid, vals, self.tz, hist_all,
-                                         np.concatenate([hist_v, np.where(known_after, vals, np.nan)]))
+        filled, mask, note = fill_prices(
+            grid, vals, self.tz, hist_all, np.concatenate([hist_v, np.where(known_after, vals, np.nan)])
+        )
         for i in np.flatnonzero(mask):
             labels[i] = "estimate"
         primary = self.price_order[0] if self.price_order else ""
@@ -543,21 +658,27 @@ class ForecastService:
             notes.append("no usable price source configured")
         return filled, self._provenance(labels, used, primary, grid, notes), mask
 
-    def _provenance(self, labels: list[str], used: list[Any], primary: str, grid: Grid,
-                    notes: list[str]) -> Provenance:
+    def _provenance(
+        self, labels: list[str], used: list[Any], primary: str, grid: Grid, notes: list[str]
+    ) -> Provenance:
         order: list[str] = []
         for lab in labels:
             if lab and lab not in order:
                 order.append(lab)
         fetched = [u.fetched_at for u in used]
         steps = [u.step_s for u in used]
-        return Provenance(source="+".join(order) or "none", fetched_at=min(fetched) if fetched else None,
-                          resolution_min=(min(steps) if steps else grid.step_s) // 60,
-                          fallback=any(lab != primary for lab in labels), estimate="estimate" in order,
-                          note="; ".join(notes))
+        return Provenance(
+            source="+".join(order) or "none",
+            fetched_at=min(fetched) if fetched else None,
+            resolution_min=(min(steps) if steps else grid.step_s) // 60,
+            fallback=any(lab != primary for lab in labels),
+            estimate="estimate" in order,
+            note="; ".join(notes),
+        )
 
-    def _assemble_weather(self, grid: Grid, name: str, now: datetime, outdoor_c: float | None
-                          ) -> tuple[np.ndarray, Provenance, np.ndarray] | None:
+    def _assemble_weather(
+        self, grid: Grid, name: str, now: datetime, outdoor_c: float | None
+    ) -> tuple[np.ndarray, Provenance, np.ndarray] | None:
         live, cached = self._weather.get(name), self._weather_cached.get(name)
         if name != TEMP and live is None and cached is None:
             return None
@@ -582,7 +703,9 @@ class ForecastService:
         return filled, self._provenance(labels, used, "openmeteo", grid, notes), mask
 
     @staticmethod
-    def _layer(grid: Grid, layers: list[tuple[RawSeries | None, str]]) -> tuple[np.ndarray, list[str], list[RawSeries]]:
+    def _layer(
+        grid: Grid, layers: list[tuple[RawSeries | None, str]]
+    ) -> tuple[np.ndarray, list[str], list[RawSeries]]:
         vals = np.full(grid.n, np.nan)
         labels = [""] * grid.n
         used: list[RawSeries] = []
@@ -601,8 +724,9 @@ class ForecastService:
                 used.append(raw)
         return vals, labels, used
 
-    def _assemble_grid(self, grid: Grid, name: str, now: datetime
-                       ) -> tuple[np.ndarray, Provenance, np.ndarray] | None:
+    def _assemble_grid(
+        self, grid: Grid, name: str, now: datetime
+    ) -> tuple[np.ndarray, Provenance, np.ndarray] | None:
         def pick(ds: int) -> list[tuple[RawSeries | None, str]]:
             return [(self._grid.get(ds), "fingrid"), (self._grid_cached.get(ds), "cache(fingrid)")]
 
@@ -644,7 +768,8 @@ class ForecastService:
         """When to call :meth:`refresh_prices` next.
 
         Today's prices missing: now (then every 5 min, backing off to 30 min on failures). Otherwise
-        from ``price_poll_start_cet`` (13:00 CET) until tomorrow's prices are held, then tomorrow at that time.
+        from ``price_poll_start_cet`` (13:00 CET) until tomorrow's prices are held, then tomorrow at
+        that time.
         """
         today = market_day(to_epoch_s(now))
         start_today = self._poll_start(today)
@@ -672,14 +797,19 @@ class ForecastService:
         return self._retry_after("grid", now, GRID_EVERY_S, 4 * GRID_EVERY_S)
 
     def health(self) -> dict[str, dict[str, object]]:
-        """Per source: enabled, note, last success/attempt/error, consecutive failures, ban, fallback in use."""
+        """Per source: enabled, note, last success/attempt/error, failures in a row, ban, fallback in use."""
         return {k: h.as_json() for k, h in self._health.items()}
 
 
 def _series_doc(s: RawSeries) -> dict[str, object]:
-    return {"source": s.source, "fetched_at": iso_z(s.fetched_at), "step_s": s.step_s, "instant": s.instant,
-            "epoch_s": [int(x) for x in s.epoch_s],
-            "values": [float(x) if np.isfinite(x) else None for x in s.values]}
+    return {
+        "source": s.source,
+        "fetched_at": iso_z(s.fetched_at),
+        "step_s": s.step_s,
+        "instant": s.instant,
+        "epoch_s": [int(x) for x in s.epoch_s],
+        "values": [float(x) if np.isfinite(x) else None for x in s.values],
+    }
 
 
 def _series_from_docs(docs: object) -> dict[str, RawSeries]:
@@ -688,9 +818,14 @@ def _series_from_docs(docs: object) -> dict[str, RawSeries]:
         return out
     for k, d in docs.items():
         try:
-            out[str(k)] = RawSeries(str(d["source"]), np.array(d["epoch_s"], dtype=np.int64),
-                                    np.array([np.nan if x is None else float(x) for x in d["values"]]),
-                                    int(d["step_s"]), parse_utc(d["fetched_at"]), bool(d["instant"]))
+            out[str(k)] = RawSeries(
+                str(d["source"]),
+                np.array(d["epoch_s"], dtype=np.int64),
+                np.array([np.nan if x is None else float(x) for x in d["values"]]),
+                int(d["step_s"]),
+                parse_utc(d["fetched_at"]),
+                bool(d["instant"]),
+            )
         except (KeyError, TypeError, ValueError):
             continue
     return out
@@ -701,9 +836,15 @@ def _series_from_docs(docs: object) -> dict[str, RawSeries]:
 CLI_POLICY = RetryPolicy(attempts=2, base_s=1.0, cap_s=4.0)
 
 
-def forecast_for_cli(cfg: Config, start: datetime, end: datetime | None = None, *, now: datetime | None = None,
-                     offline: bool = False, client_factory: Callable[[], httpx.AsyncClient] | None = None
-                     ) -> Forecast:
+def forecast_for_cli(
+    cfg: Config,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    now: datetime | None = None,
+    offline: bool = False,
+    client_factory: Callable[[], httpx.AsyncClient] | None = None,
+) -> Forecast:
     """Synchronous: fetch (unless ``offline``), fall back, and assemble ``start..end`` on the planner grid.
 
     Used by ``atsd plan`` and ``atsd forecast``. Reads and updates the same cache as the daemon
@@ -719,7 +860,9 @@ def forecast_for_cli(cfg: Config, start: datetime, end: datetime | None = None, 
                 past = start < t_now - timedelta(days=1)
                 await asyncio.gather(
                     svc.refresh_prices(t_now, start if past else None, end if past else None),
-                    svc.refresh_weather(t_now), svc.refresh_grid(t_now))
+                    svc.refresh_weather(t_now),
+                    svc.refresh_grid(t_now),
+                )
             fc = svc.assemble(t_now, start=start, end=end)
         if client is not None:
             await client.aclose()

@@ -8,6 +8,7 @@ Wind in km/h (the API's default unit) is converted to m/s.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,7 +54,7 @@ def parse_forecast(text: str, fetched_at: datetime) -> dict[str, RawSeries]:
     units = doc.get("hourly_units") or {}
     try:
         epochs = _epochs(hourly["time"], int(doc.get("utc_offset_seconds") or 0))
-        step = min(b - a for a, b in zip(epochs, epochs[1:], strict=False)) if len(epochs) > 1 else 3600
+        step = min(b - a for a, b in itertools.pairwise(epochs)) if len(epochs) > 1 else 3600
         if step <= 0:
             raise ValueError("times do not increase")
         out: dict[str, RawSeries] = {}
@@ -82,12 +83,28 @@ def parse_forecast(text: str, fetched_at: datetime) -> dict[str, RawSeries]:
     return out
 
 
-async def fetch_forecast(client: httpx.AsyncClient, *, base_url: str, latitude: float, longitude: float,
-                         forecast_days: int, fetched_at: datetime, timeout_s: float = 10.0,
-                         policy: RetryPolicy = RetryPolicy(), sleep: Sleep | None = None) -> dict[str, RawSeries]:
-    params = {"latitude": f"{latitude:.4f}", "longitude": f"{longitude:.4f}",
-              "hourly": ",".join(VARIABLES), "forecast_days": str(forecast_days), "past_days": "1",
-              "wind_speed_unit": "ms", "timeformat": "unixtime", "timezone": "GMT"}
+async def fetch_forecast(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    latitude: float,
+    longitude: float,
+    forecast_days: int,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> dict[str, RawSeries]:
+    params = {
+        "latitude": f"{latitude:.4f}",
+        "longitude": f"{longitude:.4f}",
+        "hourly": ",".join(VARIABLES),
+        "forecast_days": str(forecast_days),
+        "past_days": "1",
+        "wind_speed_unit": "ms",
+        "timeformat": "unixtime",
+        "timezone": "GMT",
+    }
     kw = {"sleep": sleep} if sleep is not None else {}
     text = await get_text(client, SOURCE, base_url, params=params, timeout_s=timeout_s, policy=policy, **kw)
     return parse_forecast(text, fetched_at)

@@ -21,7 +21,7 @@ from atsd.core.timegrid import local_day_bounds, to_epoch_s
 from atsd.sources import RawSeries
 
 MARKET_TZ = ZoneInfo("Europe/Brussels")  # CET/CEST, the SDAC market day
-CROSS_CHECK_TOL_EUR_PER_MWH = 0.5        # spot-hinta's 4 decimals of EUR/kWh are 0.1 EUR/MWh steps
+CROSS_CHECK_TOL_EUR_PER_MWH = 0.5  # spot-hinta's 4 decimals of EUR/kWh are 0.1 EUR/MWh steps
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def split_days(raw: RawSeries) -> tuple[list[PriceDay], list[Rejection]]:
         if have == n:
             days.append(PriceDay(d, a, raw.step_s, vals, raw.source, raw.fetched_at))
         elif have:
-            edge = (d in (first, last)) and bool(np.isfinite(vals[-1]) if d == first else np.isfinite(vals[0]))
+            edge = (d in (first, last)) and bool(
+                np.isfinite(vals[-1]) if d == first else np.isfinite(vals[0])
+            )
             rejected.append(Rejection(raw.source, d, f"partial day ({have} of {n} slots)", edge))
         d += timedelta(days=1)
     return days, rejected
@@ -105,8 +107,10 @@ def check_day(day: PriceDay, prev: PriceDay | None) -> str | None:
         return f"{int((~np.isfinite(v)).sum())} slots without a price"
     lo, hi = float(v.min()), float(v.max())
     if lo < MARKET_MIN_EUR_PER_MWH or hi > MARKET_MAX_EUR_PER_MWH:
-        return (f"price outside the market's limits {MARKET_MIN_EUR_PER_MWH:g}..{MARKET_MAX_EUR_PER_MWH:g} "
-                f"EUR/MWh (min {lo:g}, max {hi:g})")
+        return (
+            f"price outside the market's limits {MARKET_MIN_EUR_PER_MWH:g}..{MARKET_MAX_EUR_PER_MWH:g} "
+            f"EUR/MWh (min {lo:g}, max {hi:g})"
+        )
     if not v.any():
         return "every price is zero"
     if prev is None or prev.day != day.day - timedelta(days=1):
@@ -119,7 +123,7 @@ def check_day(day: PriceDay, prev: PriceDay | None) -> str | None:
     if np.ptp(a) > 0:
         k = 3600 // day.step_s if day.step_s == prev.step_s else 1
         m = min(len(a), len(b))
-        for sa, sb in ((a[k:m], b[:m - k]), (a[:m - k], b[k:m])):
+        for sa, sb in ((a[k:m], b[: m - k]), (a[: m - k], b[k:m])):
             if len(sa) >= 12 and np.array_equal(sa, sb):
                 return f"the prices of {prev.day} shifted by an hour"
     return None
@@ -141,6 +145,8 @@ def cross_check(primary: PriceDay, other: PriceDay, tol: float = CROSS_CHECK_TOL
     diff = np.abs(a - b)
     worst = int(np.argmax(diff))
     if diff[worst] > tol:
-        return (f"{primary.source} and {other.source} disagree on {primary.day}: up to "
-                f"{diff[worst]:.2f} EUR/MWh ({a[worst]:g} vs {b[worst]:g}); using {primary.source}")
+        return (
+            f"{primary.source} and {other.source} disagree on {primary.day}: up to "
+            f"{diff[worst]:.2f} EUR/MWh ({a[worst]:g} vs {b[worst]:g}); using {primary.source}"
+        )
     return None

@@ -32,8 +32,9 @@ FINNISH_TZ = ZoneInfo("Europe/Helsinki")
 # Areas each keyless API serves (porssisahko is Finnish only; Elering publishes the Baltics and FI).
 AREAS = {
     "porssisahko": frozenset({"FI"}),
-    "spothinta": frozenset({"FI", "EE", "LV", "LT", "SE1", "SE2", "SE3", "SE4", "NO1", "NO2", "NO3", "NO4",
-                            "NO5", "DK1", "DK2"}),
+    "spothinta": frozenset(
+        {"FI", "EE", "LV", "LT", "SE1", "SE2", "SE3", "SE4", "NO1", "NO2", "NO3", "NO4", "NO5", "DK1", "DK2"}
+    ),
     "elering": frozenset({"FI", "EE", "LV", "LT"}),
 }
 
@@ -128,29 +129,72 @@ def parse_elering(text: str, fetched_at: datetime, area: str = "FI") -> RawSerie
     return make_series(src, out, _step_from(list(out), src, 3600), fetched_at)
 
 
-async def fetch_porssisahko(client: httpx.AsyncClient, *, base_url: str, fetched_at: datetime,
-                            timeout_s: float = 10.0, policy: RetryPolicy = RetryPolicy(),
-                            sleep: Sleep | None = None, vat: Sequence[VatConfig] = FINNISH_VAT) -> RawSeries:
+async def fetch_porssisahko(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+    vat: Sequence[VatConfig] = FINNISH_VAT,
+) -> RawSeries:
     kw = {"sleep": sleep} if sleep is not None else {}
-    text = await get_text(client, "porssisahko", base_url.rstrip("/") + "/latest-prices.json",
-                          timeout_s=timeout_s, policy=policy, **kw)
+    text = await get_text(
+        client,
+        "porssisahko",
+        base_url.rstrip("/") + "/latest-prices.json",
+        timeout_s=timeout_s,
+        policy=policy,
+        **kw,
+    )
     return parse_porssisahko(text, fetched_at, vat)
 
 
-async def fetch_spothinta(client: httpx.AsyncClient, *, base_url: str, area: str, fetched_at: datetime,
-                          timeout_s: float = 10.0, policy: RetryPolicy = RetryPolicy(),
-                          sleep: Sleep | None = None) -> RawSeries:
+async def fetch_spothinta(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    area: str,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> RawSeries:
     kw = {"sleep": sleep} if sleep is not None else {}
-    text = await get_text(client, "spothinta", base_url.rstrip("/") + "/TodayAndDayForward",
-                          params={"region": area}, timeout_s=timeout_s, policy=policy, **kw)
+    text = await get_text(
+        client,
+        "spothinta",
+        base_url.rstrip("/") + "/TodayAndDayForward",
+        params={"region": area},
+        timeout_s=timeout_s,
+        policy=policy,
+        **kw,
+    )
     return parse_spothinta(text, fetched_at)
 
 
-async def fetch_elering(client: httpx.AsyncClient, *, base_url: str, area: str, start: datetime, end: datetime,
-                        fetched_at: datetime, timeout_s: float = 10.0, policy: RetryPolicy = RetryPolicy(),
-                        sleep: Sleep | None = None) -> RawSeries:
+async def fetch_elering(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    area: str,
+    start: datetime,
+    end: datetime,
+    fetched_at: datetime,
+    timeout_s: float = 10.0,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Sleep | None = None,
+) -> RawSeries:
     kw = {"sleep": sleep} if sleep is not None else {}
     params = {"start": iso_z(start), "end": iso_z(end)}
-    text = await get_text(client, "elering", base_url.rstrip("/") + "/nps/price", params=params,
-                          timeout_s=timeout_s, policy=policy, **kw)
+    text = await get_text(
+        client,
+        "elering",
+        base_url.rstrip("/") + "/nps/price",
+        params=params,
+        timeout_s=timeout_s,
+        policy=policy,
+        **kw,
+    )
     return parse_elering(text, fetched_at, area)

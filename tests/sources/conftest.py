@@ -29,15 +29,26 @@ def fixture(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
 
 
-def make_cfg(tmp_path: Path, *, token: str | None = "secret-token", fingrid_key: str | None = None,
-             order: tuple[str, ...] = ("entsoe", "porssisahko"), slot_minutes: int = 15, **extra: object) -> Config:
+def make_cfg(
+    tmp_path: Path,
+    *,
+    token: str | None = "secret-token",
+    fingrid_key: str | None = None,
+    order: tuple[str, ...] = ("entsoe", "porssisahko"),
+    slot_minutes: int = 15,
+    **extra: object,
+) -> Config:
     data: dict[str, object] = {
         "planner": {"slot_minutes": slot_minutes},
         "sources": {
-            "price_order": list(order), "cache_dir": str(tmp_path / "cache"), "timeout_s": 2.0,
+            "price_order": list(order),
+            "cache_dir": str(tmp_path / "cache"),
+            "timeout_s": 2.0,
             "entsoe": {"base_url": ENTSOE_URL, **({"token": token} if token else {})},
-            "porssisahko": {"base_url": PORSSI_URL}, "spothinta": {"base_url": SPOT_URL},
-            "elering": {"base_url": ELERING_URL}, "openmeteo": {"base_url": OM_URL},
+            "porssisahko": {"base_url": PORSSI_URL},
+            "spothinta": {"base_url": SPOT_URL},
+            "elering": {"base_url": ELERING_URL},
+            "openmeteo": {"base_url": OM_URL},
             "fingrid": {"base_url": FG_URL, **({"api_key": fingrid_key} if fingrid_key else {})},
         },
         "daemon": {"state_dir": str(tmp_path / "state")},

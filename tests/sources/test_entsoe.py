@@ -26,7 +26,8 @@ def csv15() -> dict[int, float]:
 
 def test_real_2026_03_13_14_equals_csv_rows_exactly(csv15: dict[int, float]) -> None:
     raw = parse_a44(sample("entsoe-a44-fi-2026-03-13_14-pt15m-a03.xml"), NOW)
-    assert raw.step_s == 900 and raw.n == 192
+    assert raw.step_s == 900
+    assert raw.n == 192
     assert [csv15[int(t)] for t in raw.epoch_s] == raw.values.tolist()
 
 
@@ -35,14 +36,16 @@ def test_a03_curve_carries_price_forward_to_period_end() -> None:
     assert raw.n == 3 * 96
     day2 = raw.values[96:192]
     # The 2026-10-05 period ends at position 92: positions 93-96 repeat it (0.00).
-    assert day2[91] == 0.0 and (day2[92:] == day2[91]).all()
+    assert day2[91] == 0.0
+    assert (day2[92:] == day2[91]).all()
     # Position 2 of the first day is omitted: it repeats position 1 (9.99).
     assert raw.values[1] == raw.values[0] == 9.99
 
 
 def test_a03_gap_inside_period_is_carried() -> None:
     raw = parse_a44(sample("entsoe-a44-nl-2025-04-02-pt60m-a03-gap.xml"), NOW)
-    assert raw.step_s == 3600 and np.isfinite(raw.values).all()
+    assert raw.step_s == 3600
+    assert np.isfinite(raw.values).all()
     assert raw.values[20] == raw.values[19]  # position 21 omitted
 
 
@@ -50,14 +53,18 @@ def test_a01_spring_dst_day_has_23_positions() -> None:
     raw = parse_a44(sample("entsoe-a44-nl-2016-03-27_28-dst-start-pt60m-a01.xml"), NOW)
     days, rejected = split_days(raw)
     by_day = {d.day: len(d.values) for d in days}
-    assert by_day == {date(2016, 3, 27): 23, date(2016, 3, 28): 24} and not rejected
+    assert by_day == {date(2016, 3, 27): 23, date(2016, 3, 28): 24}
+    assert not rejected
 
 
-@pytest.mark.parametrize(("name", "day", "n"), [
-    ("entsoe-a44-fi-2025-10-26-pt15m-a03-100q.xml", date(2025, 10, 26), 100),
-    ("entsoe-a44-fi-2026-03-29-pt15m-a03-92q.xml", date(2026, 3, 29), 92),
-    ("entsoe-a44-fi-2024-10-27-pt60m-a03-25h.xml", date(2024, 10, 27), 25),
-])
+@pytest.mark.parametrize(
+    ("name", "day", "n"),
+    [
+        ("entsoe-a44-fi-2025-10-26-pt15m-a03-100q.xml", date(2025, 10, 26), 100),
+        ("entsoe-a44-fi-2026-03-29-pt15m-a03-92q.xml", date(2026, 3, 29), 92),
+        ("entsoe-a44-fi-2024-10-27-pt60m-a03-25h.xml", date(2024, 10, 27), 25),
+    ],
+)
 def test_dst_day_slot_counts_are_accepted(name: str, day: date, n: int, csv15: dict[int, float]) -> None:
     raw = parse_a44(fixture(name), NOW)
     days = {d.day: d for d in split_days(raw)[0]}
@@ -70,15 +77,19 @@ def test_dst_day_slot_counts_are_accepted(name: str, day: date, n: int, csv15: d
 def test_acknowledgement_means_no_data() -> None:
     with pytest.raises(SourceError) as exc:
         parse_a44(sample("entsoe-acknowledgement-no-data-nl.xml"), NOW)
-    assert exc.value.kind is ErrorKind.NO_DATA and "999" in str(exc.value)
+    assert exc.value.kind is ErrorKind.NO_DATA
+    assert "999" in str(exc.value)
 
 
-@pytest.mark.parametrize("text", [
-    sample("entsoe-a44-fi-2026-03-13_14-pt15m-a03.xml")[:5000],
-    "<html><body><h1>502 Bad Gateway</h1></body></html>",
-    "<html><head><title>Maintenance</title></head><body>ENTSO-E is down<br></body></html>",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        sample("entsoe-a44-fi-2026-03-13_14-pt15m-a03.xml")[:5000],
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        "<html><head><title>Maintenance</title></head><body>ENTSO-E is down<br></body></html>",
+        "",
+    ],
+)
 def test_truncated_or_html_answer_is_a_parse_error(text: str) -> None:
     with pytest.raises(SourceError) as exc:
         parse_a44(text, NOW)
@@ -102,9 +113,11 @@ def _a03(prices: list[float]) -> str:
         if p != prev:
             pts.append(f"<Point><position>{i}</position><price.amount>{p}</price.amount></Point>")
         prev = p
-    return ('<Publication_MarketDocument xmlns="urn:x:7:0"><TimeSeries><curveType>A03</curveType><Period>'
-            "<timeInterval><start>2026-01-14T23:00Z</start><end>2026-01-15T23:00Z</end></timeInterval>"
-            f"<resolution>PT15M</resolution>{''.join(pts)}</Period></TimeSeries></Publication_MarketDocument>")
+    return (
+        '<Publication_MarketDocument xmlns="urn:x:7:0"><TimeSeries><curveType>A03</curveType><Period>'
+        "<timeInterval><start>2026-01-14T23:00Z</start><end>2026-01-15T23:00Z</end></timeInterval>"
+        f"<resolution>PT15M</resolution>{''.join(pts)}</Period></TimeSeries></Publication_MarketDocument>"
+    )
 
 
 @settings(max_examples=40, deadline=None)

@@ -58,7 +58,13 @@ async def test_primary_source_gives_prices_with_provenance(tmp_path: Path) -> No
         assert await svc.refresh_prices(NOW)
         fc = svc.assemble(NOW, hours=12)
     p = fc.provenance[PRICE]
-    assert (p.source, p.fallback, p.estimate, p.resolution_min, p.fetched_at) == ("entsoe", False, False, 15, NOW)
+    assert (p.source, p.fallback, p.estimate, p.resolution_min, p.fetched_at) == (
+        "entsoe",
+        False,
+        False,
+        15,
+        NOW,
+    )
     assert fc.get(PRICE).tolist() == expected_on(fc.grid).tolist()
     assert not fc.is_estimated(PRICE).any()
     assert svc.health()["entsoe"]["last_success"] == "2026-03-14T10:00:00Z"
@@ -66,25 +72,31 @@ async def test_primary_source_gives_prices_with_provenance(tmp_path: Path) -> No
 
 BROKEN = {
     "truncated XML": httpx.Response(200, text=ENTSOE_DOC[:3000]),
-    "HTML error page": httpx.Response(200, text="<!DOCTYPE html><html><body>Service temporarily unavailable"
-                                                "<br></body></html>", headers={"content-type": "text/html"}),
+    "HTML error page": httpx.Response(
+        200,
+        text="<!DOCTYPE html><html><body>Service temporarily unavailable<br></body></html>",
+        headers={"content-type": "text/html"},
+    ),
     "401": httpx.Response(401, text="Unauthorized"),
     "429 with Retry-After": httpx.Response(429, headers={"Retry-After": "30"}),
     "503": httpx.Response(503),
     "timeout": httpx.ConnectTimeout("timed out"),
     "empty body": httpx.Response(200, text=""),
     "acknowledgement": httpx.Response(200, text=sample("entsoe-acknowledgement-no-data-nl.xml")),
-    "out-of-range prices": httpx.Response(200, text=ENTSOE_DOC.replace("<price.amount>2.07</price.amount>",
-                                                                       "<price.amount>4200.5</price.amount>")
-                                          .replace("<price.amount>26.26</price.amount>",
-                                                   "<price.amount>-612</price.amount>")),
+    "out-of-range prices": httpx.Response(
+        200,
+        text=ENTSOE_DOC.replace(
+            "<price.amount>2.07</price.amount>", "<price.amount>4200.5</price.amount>"
+        ).replace("<price.amount>26.26</price.amount>", "<price.amount>-612</price.amount>"),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
 @respx.mock
-async def test_broken_primary_falls_back_with_one_log_line(case: str, tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_broken_primary_falls_back_with_one_log_line(
+    case: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     answer = BROKEN[case]
     route = respx.get(ENTSOE_URL)
     route.mock(side_effect=answer) if isinstance(answer, Exception) else route.mock(return_value=answer)
@@ -96,8 +108,10 @@ async def test_broken_primary_falls_back_with_one_log_line(case: str, tmp_path: 
     p = fc.provenance[PRICE]
     assert (p.source, p.fallback, p.estimate) == ("porssisahko", True, False)
     assert fc.get(PRICE).tolist() == expected_on(fc.grid).tolist()
-    assert len([m for m in warnings_about(caplog, "entsoe") if "using the next source" in m
-                or "rejected" in m]) >= 1
+    assert (
+        len([m for m in warnings_about(caplog, "entsoe") if "using the next source" in m or "rejected" in m])
+        >= 1
+    )
     episode = [m for m in warnings_about(caplog, "entsoe") if "using the next source" in m]
     assert len(episode) <= 1  # retries never add log lines
     assert "secret-token" not in caplog.text
@@ -105,7 +119,9 @@ async def test_broken_primary_falls_back_with_one_log_line(case: str, tmp_path: 
 
 
 @respx.mock
-async def test_failure_episode_logs_once_and_recovery_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_failure_episode_logs_once_and_recovery_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     route = respx.get(ENTSOE_URL).mock(return_value=httpx.Response(503))
     respx.get(PORSSI).mock(return_value=httpx.Response(200, text=PORSSI_DOC))
     caplog.set_level(logging.INFO)
@@ -118,8 +134,10 @@ async def test_failure_episode_logs_once_and_recovery_once(tmp_path: Path, caplo
         fc = svc.assemble(NOW + timedelta(minutes=20), hours=6)
     assert len(warnings_about(caplog, "entsoe: 503")) == 1
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("entsoe answers")] == [
-        "entsoe answers again after 3 failed attempt(s)."]
-    assert fc.provenance[PRICE].source == "entsoe" and not fc.provenance[PRICE].fallback
+        "entsoe answers again after 3 failed attempt(s)."
+    ]
+    assert fc.provenance[PRICE].source == "entsoe"
+    assert not fc.provenance[PRICE].fallback
 
 
 @respx.mock
@@ -136,8 +154,9 @@ async def test_429_ban_is_respected_for_ten_minutes(tmp_path: Path) -> None:
 
 
 @respx.mock
-async def test_disagreeing_sources_are_logged_once_and_primary_wins(tmp_path: Path,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_disagreeing_sources_are_logged_once_and_primary_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     doc = json.loads(PORSSI_DOC)
     for r in doc["prices"]:
         r["price"] = round(r["price"] * 1.3 + 0.5, 3)
@@ -162,7 +181,8 @@ async def test_rejected_day_never_becomes_cached_truth(tmp_path: Path) -> None:
         await svc.refresh_prices(NOW)
     days = json.loads((tmp_path / "cache" / "prices.json").read_text())["days"]
     assert days["2026-03-13"]["source"] == "entsoe"
-    assert days["2026-03-14"]["source"] == "porssisahko" and 9999 not in days["2026-03-14"]["values"]
+    assert days["2026-03-14"]["source"] == "porssisahko"
+    assert 9999 not in days["2026-03-14"]["values"]
 
 
 @respx.mock
@@ -183,8 +203,9 @@ async def test_cache_survives_a_restart_when_every_source_is_down(tmp_path: Path
 
 
 @respx.mock
-async def test_half_written_cache_is_ignored_and_estimate_keeps_heating(tmp_path: Path,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_half_written_cache_is_ignored_and_estimate_keeps_heating(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     respx.get(ENTSOE_URL).mock(side_effect=httpx.ConnectError("down"))
     respx.get(PORSSI).mock(side_effect=httpx.ConnectError("down"))
     respx.get(OM_URL).mock(side_effect=httpx.ConnectError("down"))
@@ -195,14 +216,21 @@ async def test_half_written_cache_is_ignored_and_estimate_keeps_heating(tmp_path
         await svc.refresh_prices(NOW)
         await svc.refresh_weather(NOW)
         fc = svc.assemble(NOW, hours=24)
-    assert warnings_about(caplog, "damaged") and (cache / "prices.json.corrupt").exists()
-    assert np.isfinite(fc.get(PRICE)).all() and fc.is_estimated(PRICE).all()
-    assert np.isfinite(fc.get(TEMP)).all() and fc.is_estimated(TEMP).all()
-    assert fc.provenance[PRICE].estimate and fc.provenance[PRICE].fallback
-    assert fc.provenance[PRICE].source == "estimate" and "flat" in fc.provenance[PRICE].note
+    assert warnings_about(caplog, "damaged")
+    assert (cache / "prices.json.corrupt").exists()
+    assert np.isfinite(fc.get(PRICE)).all()
+    assert fc.is_estimated(PRICE).all()
+    assert np.isfinite(fc.get(TEMP)).all()
+    assert fc.is_estimated(TEMP).all()
+    assert fc.provenance[PRICE].estimate
+    assert fc.provenance[PRICE].fallback
+    assert fc.provenance[PRICE].source == "estimate"
+    assert "flat" in fc.provenance[PRICE].note
 
 
-def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_keeps_the_old_file_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from atsd.sources.cache import Cache
 
     c = Cache(tmp_path)
@@ -227,7 +255,8 @@ async def test_missing_tomorrow_is_a_labelled_profile_estimate(tmp_path: Path) -
         fc = svc.assemble(NOW, hours=36)
     est = fc.is_estimated(PRICE)
     first_est = int(np.argmax(est))
-    assert fc.grid.time(first_est) == datetime(2026, 3, 14, 23, tzinfo=UTC) and est[first_est:].all()
+    assert fc.grid.time(first_est) == datetime(2026, 3, 14, 23, tzinfo=UTC)
+    assert est[first_est:].all()
     assert np.isfinite(fc.get(PRICE)).all()
     p = fc.provenance[PRICE]
     assert (p.source, p.fallback, p.estimate) == ("entsoe+estimate", True, True)
@@ -241,32 +270,43 @@ async def test_missing_tomorrow_is_a_labelled_profile_estimate(tmp_path: Path) -
 @pytest.mark.parametrize(("step_min", "n"), [(15, 100), (60, 25)])
 @respx.mock
 async def test_autumn_dst_local_day_is_complete(tmp_path: Path, step_min: int, n: int) -> None:
-    respx.get(ENTSOE_URL).mock(return_value=httpx.Response(200, text=fixture(
-        "entsoe-a44-fi-2025-10-26-pt15m-a03-100q.xml")))
-    respx.get(PORSSI).mock(return_value=httpx.Response(200, text=fixture("porssisahko-latest-2025-10-26-dst.json")))
+    respx.get(ENTSOE_URL).mock(
+        return_value=httpx.Response(200, text=fixture("entsoe-a44-fi-2025-10-26-pt15m-a03-100q.xml"))
+    )
+    respx.get(PORSSI).mock(
+        return_value=httpx.Response(200, text=fixture("porssisahko-latest-2025-10-26-dst.json"))
+    )
     now = datetime(2025, 10, 26, 5, tzinfo=UTC)
     cfg = make_cfg(tmp_path, slot_minutes=step_min)
     async with ForecastService(cfg, sleep=no_sleep) as svc:
         await svc.refresh_prices(now)
         g = local_day_grid(date(2025, 10, 26), cfg.device.tz, step_min * 60)
         fc = svc.assemble(now, start=g.start, end=g.end)
-    assert fc.grid.n == n and not fc.is_estimated(PRICE).any()
-    assert fc.provenance[PRICE].source == "entsoe" and not fc.provenance[PRICE].fallback
+    assert fc.grid.n == n
+    assert not fc.is_estimated(PRICE).any()
+    assert fc.provenance[PRICE].source == "entsoe"
+    assert not fc.provenance[PRICE].fallback
 
 
 @respx.mock
 async def test_weather_from_open_meteo_and_estimate_beyond(tmp_path: Path) -> None:
-    respx.get(OM_URL).mock(return_value=httpx.Response(200, text=fixture("open-meteo-unixtime-helsinki-2023-01-24.json")))
+    respx.get(OM_URL).mock(
+        return_value=httpx.Response(200, text=fixture("open-meteo-unixtime-helsinki-2023-01-24.json"))
+    )
     now = datetime(2023, 1, 25, 10, tzinfo=UTC)
     async with service(tmp_path, order=("porssisahko",)) as svc:
         assert await svc.refresh_weather(now)
         fc = svc.assemble(now, hours=48)
     temp, est = fc.get(TEMP), fc.is_estimated(TEMP)
-    assert np.isfinite(temp).all() and est.any() and not est[:4].any()
-    assert fc.provenance[TEMP].source == "openmeteo+estimate" and fc.provenance[TEMP].fallback
+    assert np.isfinite(temp).all()
+    assert est.any()
+    assert not est[:4].any()
+    assert fc.provenance[TEMP].source == "openmeteo+estimate"
+    assert fc.provenance[TEMP].fallback
     assert np.isfinite(fc.get(GHI)).all()
     q = svc.health()["openmeteo"]
-    assert q["consecutive_failures"] == 0 and q["last_success"] == "2023-01-25T10:00:00Z"
+    assert q["consecutive_failures"] == 0
+    assert q["last_success"] == "2023-01-25T10:00:00Z"
 
 
 @respx.mock
@@ -275,40 +315,62 @@ async def test_weather_estimate_anchors_on_the_outdoor_sensor(tmp_path: Path) ->
     async with service(tmp_path) as svc:
         await svc.refresh_weather(NOW)
         fc = svc.assemble(NOW, hours=6, outdoor_c=-12.0)
-    assert fc.get(TEMP)[0] == pytest.approx(-12.0, abs=0.1) and fc.is_estimated(TEMP).all()
+    assert fc.get(TEMP)[0] == pytest.approx(-12.0, abs=0.1)
+    assert fc.is_estimated(TEMP).all()
 
 
 @respx.mock(assert_all_mocked=True)
-async def test_fingrid_without_key_does_nothing_and_logs_nothing(tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_fingrid_without_key_does_nothing_and_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with service(tmp_path) as svc:
         assert not await svc.refresh_grid(NOW)
         fc = svc.assemble(NOW, hours=2)
-    assert CO2 not in fc.series and not warnings_about(caplog, "fingrid")
+    assert CO2 not in fc.series
+    assert not warnings_about(caplog, "fingrid")
     assert "no api_key" in svc.health()["fingrid"]["note"]
     assert svc.next_grid_poll(NOW) == NOW + timedelta(days=1)
 
 
 @respx.mock
 async def test_fingrid_pages_key_header_and_co2_estimate(tmp_path: Path) -> None:
-    r265 = respx.get(f"{FG_URL}/datasets/265/data").mock(side_effect=[
-        httpx.Response(200, text=fixture("fingrid-265-page1.json")),
-        httpx.Response(200, text=fixture("fingrid-265-page2.json"))])
-    respx.get(f"{FG_URL}/datasets/181/data").mock(return_value=httpx.Response(200, text=fixture("fingrid-181.json")))
-    respx.get(f"{FG_URL}/datasets/245/data").mock(return_value=httpx.Response(200, text=fixture("fingrid-245.json")))
-    respx.get(f"{FG_URL}/datasets/177/data/latest").mock(return_value=httpx.Response(200, json={
-        "datasetId": 177, "startTime": "2024-08-31T00:00:00.000Z", "endTime": "2024-08-31T00:03:00.000Z",
-        "value": 49.97}))
+    r265 = respx.get(f"{FG_URL}/datasets/265/data").mock(
+        side_effect=[
+            httpx.Response(200, text=fixture("fingrid-265-page1.json")),
+            httpx.Response(200, text=fixture("fingrid-265-page2.json")),
+        ]
+    )
+    respx.get(f"{FG_URL}/datasets/181/data").mock(
+        return_value=httpx.Response(200, text=fixture("fingrid-181.json"))
+    )
+    respx.get(f"{FG_URL}/datasets/245/data").mock(
+        return_value=httpx.Response(200, text=fixture("fingrid-245.json"))
+    )
+    respx.get(f"{FG_URL}/datasets/177/data/latest").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "datasetId": 177,
+                "startTime": "2024-08-31T00:00:00.000Z",
+                "endTime": "2024-08-31T00:03:00.000Z",
+                "value": 49.97,
+            },
+        )
+    )
     respx.get(f"{FG_URL}/datasets/209/data/latest").mock(return_value=httpx.Response(404))
     now = datetime(2024, 8, 31, tzinfo=UTC)
     async with service(tmp_path, fingrid_key="fg-key") as svc:
         assert await svc.refresh_grid(now)
         fc = svc.assemble(now - timedelta(hours=12), start=now - timedelta(hours=12), hours=36)
-    assert r265.call_count == 2 and r265.calls.last.request.headers["x-api-key"] == "fg-key"
+    assert r265.call_count == 2
+    assert r265.calls.last.request.headers["x-api-key"] == "fg-key"
     assert r265.calls.last.request.url.params["page"] == "2"
     co2, est = fc.get(CO2), fc.is_estimated(CO2)
-    assert np.isfinite(co2).all() and not est[:48].any() and est[48:].all()
-    assert fc.provenance[CO2].source == "fingrid+estimate" and fc.provenance[CO2].estimate
+    assert np.isfinite(co2).all()
+    assert not est[:48].any()
+    assert est[48:].all()
+    assert fc.provenance[CO2].source == "fingrid+estimate"
+    assert fc.provenance[CO2].estimate
     assert np.isfinite(fc.get(WIND_POWER)).all()
     assert svc.grid_status()["frequency_hz"] == 49.97
 
@@ -335,11 +397,65 @@ async def test_next_price_poll_follows_publication(tmp_path: Path) -> None:
     # Tomorrow arrives: next poll is tomorrow at 13:00 CET.
     tomorrow = parse_a44(fixture("entsoe-a44-fi-2026-03-29-pt15m-a03-92q.xml"), after)
     svc._days["entsoe"][date(2026, 3, 15)] = type(svc.price_day(date(2026, 3, 14)))(  # type: ignore[misc]
-        date(2026, 3, 15), 0, 900, tomorrow.values[:96], "entsoe", after)
+        date(2026, 3, 15), 0, 900, tomorrow.values[:96], "entsoe", after
+    )
     assert svc.next_price_poll(after) == datetime(2026, 3, 15, 13, tzinfo=MARKET_TZ)
 
 
 def test_service_never_reads_the_clock() -> None:
     src = (Path(__file__).parents[2] / "atsd" / "sources" / "forecasts.py").read_text()
     body = src.split("# -- CLI")[0]
-    assert "datetime.now" not in body and "time.time" not in body
+    assert "datetime.now" not in body
+    assert "time.time" not in body
+
+
+@respx.mock
+async def test_third_source_is_asked_only_while_a_needed_day_is_missing(tmp_path: Path) -> None:
+    respx.get(ENTSOE_URL).mock(return_value=httpx.Response(503))
+    respx.get(PORSSI).mock(return_value=httpx.Response(200, text="{}"))
+    elering = respx.get("https://elering.test/api/nps/price").mock(
+        return_value=httpx.Response(200, text=fixture("elering-nps-price-2026-03-13_14.json"))
+    )
+    async with service(tmp_path, order=("entsoe", "porssisahko", "elering")) as svc:
+        await svc.refresh_prices(NOW)
+        fc = svc.assemble(NOW, hours=12)
+        assert elering.call_count == 1
+        assert fc.provenance[PRICE].source == "elering"
+        assert fc.provenance[PRICE].fallback
+        assert svc.health()["entsoe"]["fallback_in_use"] is True
+        respx.get(PORSSI).mock(return_value=httpx.Response(200, text=PORSSI_DOC))
+        await svc.refresh_prices(NOW + timedelta(minutes=10))
+        assert elering.call_count == 1  # today is now held by porssisahko: no need to ask further
+
+
+@respx.mock
+async def test_token_from_environment_or_file_and_without_one_the_next_source_is_primary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    respx.get(PORSSI).mock(return_value=httpx.Response(200, text=PORSSI_DOC))
+    entsoe = respx.get(ENTSOE_URL).mock(return_value=httpx.Response(200, text=ENTSOE_DOC))
+    async with service(tmp_path, token=None) as svc:
+        await svc.refresh_prices(NOW)
+        fc = svc.assemble(NOW, hours=4)
+    assert entsoe.call_count == 0
+    assert "no token" in svc.health()["entsoe"]["note"]
+    assert fc.provenance[PRICE].source == "porssisahko"
+    assert not fc.provenance[PRICE].fallback
+    monkeypatch.setenv("ATSD_ENTSOE_TOKEN", "from-env")
+    async with service(tmp_path, token=None) as svc:
+        await svc.refresh_prices(NOW)
+    assert entsoe.calls.last.request.url.params["securityToken"] == "from-env"
+    monkeypatch.delenv("ATSD_ENTSOE_TOKEN")
+    (tmp_path / "tok").write_text("from-file\n")
+    cfg = make_cfg(tmp_path, token=None)
+    import dataclasses
+
+    cfg = dataclasses.replace(
+        cfg,
+        sources=dataclasses.replace(
+            cfg.sources, entsoe=dataclasses.replace(cfg.sources.entsoe, token_file=tmp_path / "tok")
+        ),
+    )
+    async with ForecastService(cfg, sleep=no_sleep) as svc:
+        await svc.refresh_prices(NOW)
+    assert entsoe.calls.last.request.url.params["securityToken"] == "from-file"

@@ -30,13 +30,16 @@ def test_porssisahko_converts_back_to_the_entsoe_prices_exactly() -> None:
     assert [by_t[t] for t in entsoe.epoch_s.tolist()] == entsoe.values.tolist()
     days, rejected = split_days(porssi)
     assert [d.day for d in days] == [date(2026, 3, 13), date(2026, 3, 14)]
-    assert len(rejected) == 1 and rejected[0].edge  # the 1-hour fragment before the first CET day
+    assert len(rejected) == 1
+    assert rejected[0].edge
 
 
 def test_porssisahko_uses_the_vat_of_the_slot_date_in_finnish_time() -> None:
     # 2024-08-31T21:00Z is 2024-09-01 00:00 in Helsinki: 25.5 %; one slot earlier is still 24 %.
-    text = ('{"prices":[{"price":12.55,"startDate":"2024-08-31T21:00:00.000Z","endDate":"2024-08-31T21:15:00.000Z"},'
-            '{"price":12.4,"startDate":"2024-08-31T20:45:00.000Z","endDate":"2024-08-31T21:00:00.000Z"}]}')
+    text = (
+        '{"prices":[{"price":12.55,"startDate":"2024-08-31T21:00:00.000Z","endDate":"2024-08-31T21:15:00.000Z"},'
+        '{"price":12.4,"startDate":"2024-08-31T20:45:00.000Z","endDate":"2024-08-31T21:00:00.000Z"}]}'
+    )
     raw = parse_porssisahko(text, NOW)
     assert raw.values.tolist() == [100.0, 100.0]
 
@@ -51,7 +54,8 @@ def test_spothinta_real_answer_equals_the_csv() -> None:
     raw = parse_spothinta(sample("spot-hinta-fi-today-2023-01-25.json"), NOW)
     csv = read_prices(DATA / "fi-prices-2023-01-01_2023-09-30-hourly.csv")
     ref = dict(zip(csv.epoch_s.tolist(), csv.values["price_eur_per_mwh"].tolist(), strict=True))
-    assert raw.step_s == 3600 and raw.n == 24
+    assert raw.step_s == 3600
+    assert raw.n == 24
     for t, v in zip(raw.epoch_s.tolist(), raw.values.tolist(), strict=True):
         assert v == pytest.approx(ref[t], abs=0.051)  # 4 decimals of EUR/kWh
 
@@ -59,19 +63,27 @@ def test_spothinta_real_answer_equals_the_csv() -> None:
 def test_elering_is_already_spot_eur_per_mwh() -> None:
     raw = parse_elering(fixture("elering-nps-price-2026-03-13_14.json"), NOW, "FI")
     entsoe = parse_a44(sample("entsoe-a44-fi-2026-03-13_14-pt15m-a03.xml"), NOW)
-    assert raw.values.tolist() == entsoe.values.tolist() and raw.step_s == 900
+    assert raw.values.tolist() == entsoe.values.tolist()
+    assert raw.step_s == 900
 
 
-@pytest.mark.parametrize(("parser", "text", "kind"), [
-    (parse_porssisahko, "{}", ErrorKind.PARSE),
-    (parse_porssisahko, '{"prices": []}', ErrorKind.NO_DATA),
-    (parse_porssisahko, "<!DOCTYPE html><html>Service Unavailable</html>", ErrorKind.PARSE),
-    (parse_porssisahko, '{"prices": [{"price": "x", "startDate": "2026-01-01T00:00Z"}]}', ErrorKind.PARSE),
-    (parse_spothinta, "[]", ErrorKind.NO_DATA),
-    (parse_spothinta, "{}", ErrorKind.NO_DATA),
-    (parse_spothinta, '[{"DateTime": "2026-01-01T00:00:00", "PriceNoTax": 0.01}]', ErrorKind.PARSE),
-    (parse_spothinta, '{"prices":', ErrorKind.PARSE),
-])
+@pytest.mark.parametrize(
+    ("parser", "text", "kind"),
+    [
+        (parse_porssisahko, "{}", ErrorKind.PARSE),
+        (parse_porssisahko, '{"prices": []}', ErrorKind.NO_DATA),
+        (parse_porssisahko, "<!DOCTYPE html><html>Service Unavailable</html>", ErrorKind.PARSE),
+        (
+            parse_porssisahko,
+            '{"prices": [{"price": "x", "startDate": "2026-01-01T00:00Z"}]}',
+            ErrorKind.PARSE,
+        ),
+        (parse_spothinta, "[]", ErrorKind.NO_DATA),
+        (parse_spothinta, "{}", ErrorKind.NO_DATA),
+        (parse_spothinta, '[{"DateTime": "2026-01-01T00:00:00", "PriceNoTax": 0.01}]', ErrorKind.PARSE),
+        (parse_spothinta, '{"prices":', ErrorKind.PARSE),
+    ],
+)
 def test_broken_keyless_answers_raise_source_error(parser: object, text: str, kind: ErrorKind) -> None:
     with pytest.raises(SourceError) as exc:
         parser(text, NOW)  # type: ignore[operator]
