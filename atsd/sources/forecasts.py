@@ -392,6 +392,7 @@ class ForecastService:
                         name, SourceError(name, ErrorKind.INVALID, "every price day failed the checks"), now
                     )
             self._cross_check()
+            self._prune(min(today, first))
             after = {(n, d) for n in self.price_order for d in self._days[n]}
             new = bool(after - before)
             ok = any(self._health[n].last_success == now for n in self.price_order)
@@ -399,6 +400,15 @@ class ForecastService:
             if new:
                 await asyncio.to_thread(self._save_prices, today)
             return new
+
+    def _prune(self, today: date) -> None:
+        """Forget days older than the history the estimate and the cache keep (a daemon runs for months)."""
+        oldest = today - timedelta(days=PRICE_HISTORY_DAYS)
+        for days in (*self._days.values(), self._cached_days):
+            for d in [d for d in days if d < oldest]:
+                del days[d]
+        if len(self._said) > 500:
+            self._said.clear()
 
     def _cross_check(self) -> None:
         if len(self.price_order) < 2:

@@ -14,7 +14,7 @@ import respx
 from atsd.cli import main
 from atsd.core.forecast import PRICE, TEMP
 from atsd.sources.forecasts import forecast_for_cli
-from tests.sources.conftest import ENTSOE_URL, OM_URL, PORSSI_URL, fixture, make_cfg, sample
+from tests.sources.samples import ENTSOE_URL, OM_URL, PORSSI_URL, fixture, make_cfg, sample
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -118,3 +118,26 @@ def test_forecast_for_cli_gives_a_plannable_forecast_offline(tmp_path: Path) -> 
     assert np.isfinite(fc.get(TEMP)).all()
     assert fc.is_estimated(PRICE).all()
     assert fc.provenance[PRICE].estimate
+
+
+@respx.mock
+def test_atsd_plan_runs_on_fetched_prices_and_estimated_weather(tmp_path: Path) -> None:
+    from atsd.config import load
+    from atsd.planning import build_plan
+
+    mock_all()
+    cfg = load(write_config(tmp_path))
+    plan, _label = build_plan(
+        cfg, demo=False, start=datetime(2026, 3, 14, tzinfo=UTC), hours=12, indoor_c=None, planner="greedy"
+    )
+    assert len(plan.slots) == 48
+    assert plan.slots[0].spot_eur_per_mwh == pytest.approx(parse_first_price())
+
+
+def parse_first_price() -> float:
+    from atsd.sources.entsoe import parse_a44
+
+    raw = parse_a44(sample("entsoe-a44-fi-2026-03-13_14-pt15m-a03.xml"), datetime(2026, 3, 14, tzinfo=UTC))
+    return float(
+        raw.values[int(np.searchsorted(raw.epoch_s, int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())))]
+    )

@@ -13,7 +13,7 @@ from atsd.csvdata import read_prices
 from atsd.sources import ErrorKind, SourceError
 from atsd.sources.entsoe import parse_a44
 from atsd.sources.pricecheck import check_day, split_days
-from tests.sources.conftest import DATA, fixture, sample
+from tests.sources.samples import DATA, fixture, sample
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

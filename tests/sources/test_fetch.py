@@ -12,7 +12,7 @@ import respx
 from atsd.sources import ErrorKind, SourceError
 from atsd.sources.entsoe import fetch_prices
 from atsd.sources.fetch import RetryPolicy, get_text, retry_after_s
-from tests.sources.conftest import ENTSOE_URL, sample
+from tests.sources.samples import ENTSOE_URL, sample
 
 URL = "https://api.test/x"
 NOW = datetime(2026, 3, 14, 10, tzinfo=UTC)

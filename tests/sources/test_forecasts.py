@@ -19,7 +19,7 @@ from atsd.sources.entsoe import parse_a44
 from atsd.sources.fetch import RetryPolicy
 from atsd.sources.forecasts import ForecastService
 from atsd.sources.pricecheck import MARKET_TZ
-from tests.sources.conftest import (
+from tests.sources.samples import (
     ENTSOE_URL,
     FG_URL,
     OM_URL,
@@ -375,31 +375,34 @@ async def test_fingrid_pages_key_header_and_co2_estimate(tmp_path: Path) -> None
     assert svc.grid_status()["frequency_hz"] == 49.97
 
 
-def _poll_service(tmp_path: Path) -> ForecastService:
-    return service(tmp_path)
-
-
-async def test_next_price_poll_follows_publication(tmp_path: Path) -> None:
-    svc = _poll_service(tmp_path)
-    svc.load_cache()
-    morning = datetime(2026, 3, 14, 8, tzinfo=UTC)
-    assert svc.next_price_poll(morning) == morning  # nothing known: poll now
-    raw = parse_a44(ENTSOE_DOC, morning)
-    assert svc._accept("entsoe", raw) == (2, 0)
-    poll_start = datetime(2026, 3, 14, 13, tzinfo=MARKET_TZ)
-    assert svc.next_price_poll(morning) == poll_start  # today known: wait for 13:00 CET
-    after = poll_start + timedelta(minutes=30)
-    assert svc.next_price_poll(after) == after  # not yet asked since 13:00
-    svc._attempt["prices"] = after
-    assert svc.next_price_poll(after) == after + timedelta(minutes=5)
-    svc._failures["prices"] = 3
-    assert svc.next_price_poll(after) == after + timedelta(minutes=20)
-    # Tomorrow arrives: next poll is tomorrow at 13:00 CET.
-    tomorrow = parse_a44(fixture("entsoe-a44-fi-2026-03-29-pt15m-a03-92q.xml"), after)
-    svc._days["entsoe"][date(2026, 3, 15)] = type(svc.price_day(date(2026, 3, 14)))(  # type: ignore[misc]
-        date(2026, 3, 15), 0, 900, tomorrow.values[:96], "entsoe", after
-    )
-    assert svc.next_price_poll(after) == datetime(2026, 3, 15, 13, tzinfo=MARKET_TZ)
+@respx.mock
+async def test_next_price_poll_follows_publication_across_dst(tmp_path: Path) -> None:
+    both = fixture("entsoe-a44-fi-2026-03-29-pt15m-a03-92q.xml")  # market days 2026-03-28 and 03-29 (DST)
+    cut = both.index("<TimeSeries>", both.index("<TimeSeries>") + 1)
+    today_only = both[:cut] + "</Publication_MarketDocument>"
+    entsoe = respx.get(ENTSOE_URL).mock(return_value=httpx.Response(200, text=today_only))
+    porssi = respx.get(PORSSI).mock(return_value=httpx.Response(503))
+    morning = datetime(2026, 3, 28, 7, tzinfo=UTC)
+    async with service(tmp_path) as svc:
+        assert svc.next_price_poll(morning) == morning  # nothing known: poll now
+        await svc.refresh_prices(morning)
+        poll_start = datetime(2026, 3, 28, 13, tzinfo=MARKET_TZ)
+        assert svc.next_price_poll(morning) == poll_start  # today known: wait for 13:00 CET
+        t = poll_start + timedelta(minutes=30)
+        assert svc.next_price_poll(t) == t  # not asked since 13:00: now
+        await svc.refresh_prices(t)
+        assert svc.next_price_poll(t) == t + timedelta(minutes=5)  # tomorrow still missing
+        entsoe.mock(return_value=httpx.Response(503))
+        for k in (1, 2, 3):
+            await svc.refresh_prices(t + timedelta(minutes=5 * k))
+        last = t + timedelta(minutes=15)
+        assert svc.next_price_poll(last) == last + timedelta(minutes=20)  # backing off: 5, 10, 20 min
+        entsoe.mock(return_value=httpx.Response(200, text=both))
+        await svc.refresh_prices(last + timedelta(minutes=20))
+        # Tomorrow (the 23-hour day) is held: next poll tomorrow at 13:00 CEST, which is 11:00Z.
+        assert svc.next_price_poll(last + timedelta(minutes=20)) == datetime(2026, 3, 29, 11, tzinfo=UTC)
+        assert len(svc.price_day(date(2026, 3, 29)).values) == 92  # type: ignore[union-attr]
+    assert porssi.call_count >= 1
 
 
 def test_service_never_reads_the_clock() -> None:

@@ -12,7 +12,7 @@ from atsd.sources import ErrorKind, SourceError
 from atsd.sources.entsoe import parse_a44
 from atsd.sources.pricecheck import split_days
 from atsd.sources.spotfi import parse_elering, parse_porssisahko, parse_spothinta, vat_fraction
-from tests.sources.conftest import DATA, fixture, sample
+from tests.sources.samples import DATA, fixture, sample
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

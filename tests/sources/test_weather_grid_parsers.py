@@ -11,7 +11,7 @@ from atsd.core.timegrid import parse_utc, to_epoch_s
 from atsd.sources import ErrorKind, SourceError
 from atsd.sources.fingrid import parse_page, rows_to_series
 from atsd.sources.openmeteo import parse_forecast
-from tests.sources.conftest import fixture, sample
+from tests.sources.samples import fixture, sample
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
