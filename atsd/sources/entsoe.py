@@ -185,10 +185,10 @@ async def fetch_prices(
         "documentType": "A44",
         "in_Domain": eic,
         "out_Domain": eic,
+        "contract_MarketAgreement.type": "A01",  # day-ahead only: no intraday series in the answer
         "periodStart": _fmt(start),
         "periodEnd": _fmt(end),
     }
-    kw = {"sleep": sleep} if sleep is not None else {}
     try:
         text = await get_text(
             client,
@@ -199,7 +199,7 @@ async def fetch_prices(
             policy=policy,
             on_status=_on_status,
             auth_hint=": check [sources.entsoe] token",
-            **kw,
+            sleep=sleep,
         )
     except SourceError as exc:
         if exc.kind is ErrorKind.RATE_LIMIT:

@@ -77,7 +77,7 @@ async def get_text(
     headers: Mapping[str, str] | None = None,
     timeout_s: float = 10.0,
     policy: RetryPolicy = RetryPolicy(),
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
     rng: random.Random | None = None,
     on_status: StatusHook | None = None,
     auth_hint: str = "",
@@ -94,7 +94,7 @@ async def get_text(
         if attempt:
             delay = policy.delay_s(attempt - 1, rng)
             log.debug("%s: retry %d in %.1f s after: %s", source, attempt, delay, last)
-            await sleep(delay)
+            await (sleep or asyncio.sleep)(delay)
         try:
             resp = await client.get(url, params=params, headers=headers, timeout=timeout_s)
         except httpx.TimeoutException as exc:

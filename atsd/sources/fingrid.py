@@ -89,7 +89,6 @@ async def fetch_dataset(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Sleep | None = None,
 ) -> RawSeries:
-    kw = {"sleep": sleep} if sleep is not None else {}
     rows: list[tuple[int, int, float]] = []
     page = 1
     while True:
@@ -111,7 +110,7 @@ async def fetch_dataset(
             timeout_s=timeout_s,
             policy=policy,
             auth_hint=AUTH_HINT,
-            **kw,
+            sleep=sleep,
         )
         got, cur, last = parse_page(text)
         rows.extend(got)
@@ -132,7 +131,6 @@ async def fetch_latest(
     sleep: Sleep | None = None,
 ) -> tuple[datetime, float]:
     """The newest value of a dataset and its start time (frequency, system state)."""
-    kw = {"sleep": sleep} if sleep is not None else {}
     text = await get_text(
         client,
         SOURCE,
@@ -141,7 +139,7 @@ async def fetch_latest(
         timeout_s=timeout_s,
         policy=policy,
         auth_hint=AUTH_HINT,
-        **kw,
+        sleep=sleep,
     )
     doc = _json(text)
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):

@@ -494,6 +494,7 @@ class ForecastService:
         fg = self.cfg.sources.fingrid
         if not self._health["fingrid"].enabled or self._fingrid_key is None:
             return False
+        api_key: str = self._fingrid_key
         async with self._locks["grid"]:
             self._attempt["grid"] = now
             start, end = now - timedelta(seconds=GRID_HISTORY_S), now + timedelta(days=3)
@@ -505,12 +506,11 @@ class ForecastService:
                     (fingrid.WIND_REALTIME, now),
                     (fingrid.WIND_FORECAST, end),
                 ):
-                    assert self._fingrid_key is not None
                     try:
                         out[ds] = await fingrid.fetch_dataset(
                             self.client,
                             base_url=fg.base_url,
-                            api_key=self._fingrid_key,
+                            api_key=api_key,
                             dataset=ds,
                             start=start,
                             end=t1,
@@ -526,16 +526,16 @@ class ForecastService:
                         t, v = await fingrid.fetch_latest(
                             self.client,
                             base_url=fg.base_url,
-                            api_key=self._fingrid_key,
+                            api_key=api_key,
                             dataset=ds,
-                            **self._fetch_kw(),
+                            **{**self._fetch_kw(), "policy": RetryPolicy(attempts=1)},
                         )
                         status[key], status[f"{key}_at"] = v, iso_z(t)
                     except SourceError as exc:
                         if exc.kind in (ErrorKind.AUTH, ErrorKind.RATE_LIMIT):
                             raise
                 if "system_state" in status:
-                    status["stress"] = float(status["system_state"]) >= 2  # type: ignore[arg-type]
+                    status["stress"] = status["system_state"] != 1.0
                 self._grid_status = status
                 return out
 
@@ -795,7 +795,9 @@ class ForecastService:
         return self._retry_after("prices", now, PRICE_RETRY_S, PRICE_RETRY_MAX_S)
 
     def next_weather_poll(self, now: datetime) -> datetime:
-        """Hourly; after a failure every 5 min, backing off to hourly."""
+        """Hourly; after a failure every 5 min, backing off to hourly; disabled: a day from now."""
+        if not self.cfg.sources.openmeteo.enabled:
+            return now + timedelta(days=1)
         if self._failures["weather"]:
             return self._retry_after("weather", now, 300, WEATHER_EVERY_S)
         return self._retry_after("weather", now, WEATHER_EVERY_S, WEATHER_EVERY_S)

@@ -105,6 +105,7 @@ async def fetch_forecast(
         "timeformat": "unixtime",
         "timezone": "GMT",
     }
-    kw = {"sleep": sleep} if sleep is not None else {}
-    text = await get_text(client, SOURCE, base_url, params=params, timeout_s=timeout_s, policy=policy, **kw)
+    text = await get_text(
+        client, SOURCE, base_url, params=params, timeout_s=timeout_s, policy=policy, sleep=sleep
+    )
     return parse_forecast(text, fetched_at)

@@ -139,14 +139,13 @@ async def fetch_porssisahko(
     sleep: Sleep | None = None,
     vat: Sequence[VatConfig] = FINNISH_VAT,
 ) -> RawSeries:
-    kw = {"sleep": sleep} if sleep is not None else {}
     text = await get_text(
         client,
         "porssisahko",
         base_url.rstrip("/") + "/latest-prices.json",
         timeout_s=timeout_s,
         policy=policy,
-        **kw,
+        sleep=sleep,
     )
     return parse_porssisahko(text, fetched_at, vat)
 
@@ -161,7 +160,6 @@ async def fetch_spothinta(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Sleep | None = None,
 ) -> RawSeries:
-    kw = {"sleep": sleep} if sleep is not None else {}
     text = await get_text(
         client,
         "spothinta",
@@ -169,7 +167,7 @@ async def fetch_spothinta(
         params={"region": area},
         timeout_s=timeout_s,
         policy=policy,
-        **kw,
+        sleep=sleep,
     )
     return parse_spothinta(text, fetched_at)
 
@@ -186,7 +184,6 @@ async def fetch_elering(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Sleep | None = None,
 ) -> RawSeries:
-    kw = {"sleep": sleep} if sleep is not None else {}
     params = {"start": iso_z(start), "end": iso_z(end)}
     text = await get_text(
         client,
@@ -195,6 +192,6 @@ async def fetch_elering(
         params=params,
         timeout_s=timeout_s,
         policy=policy,
-        **kw,
+        sleep=sleep,
     )
     return parse_elering(text, fetched_at, area)

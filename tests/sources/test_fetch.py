@@ -151,5 +151,6 @@ async def test_entsoe_request_parameters() -> None:
         "10YFI-1--------U",
         "10YFI-1--------U",
     )
+    assert q["contract_MarketAgreement.type"] == "A01"
     assert (q["periodStart"], q["periodEnd"]) == ("202603122300", "202603142300")
     assert raw.n == 192
