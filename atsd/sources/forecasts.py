@@ -14,19 +14,31 @@ walks a fallback chain and says where it came from (``Provenance``: source, fetc
 - grid (``co2_g_per_kwh``, ``wind_power_mw``): Fingrid when an API key is set, then cache; CO2 has no
   published forecast, so future slots are a labelled estimate from recent days and the wind forecast.
 
-API for the daemon (every method takes ``now``; the service never reads the clock)::
+API for the daemon (every method takes ``now``, an aware UTC datetime; the service never reads the clock)::
 
-    async with ForecastService(cfg) as svc:          # owns one httpx.AsyncClient, loads the cache
-        await svc.refresh_prices(now)                 # -> bool: new accepted price days
-        await svc.refresh_weather(now)                # -> bool
-        await svc.refresh_grid(now)                   # -> bool (no-op without a Fingrid key)
-        fc = svc.assemble(now, hours=48)              # pure: Forecast on cfg.planner.slot_minutes
-        svc.next_price_poll(now); svc.next_weather_poll(now); svc.next_grid_poll(now)  # -> datetime
-        svc.health()                                  # -> {source: {...}} for the status page
-        svc.grid_status()                             # -> frequency, system state, stress flag
+    async with ForecastService(cfg) as svc:    # owns one httpx.AsyncClient; loads the cache in a thread
+        await svc.refresh_prices(now)           # -> bool: a new price day was accepted
+        await svc.refresh_weather(now)          # -> bool
+        await svc.refresh_grid(now)             # -> bool (no request, no log without a Fingrid key)
+        fc = svc.assemble(now, hours=48, outdoor_c=None)   # Forecast on cfg.planner.slot_minutes
+        svc.next_price_poll(now)                # -> datetime: now while today is missing; 13:00 CET
+                                                #    until tomorrow's prices arrive; then tomorrow 13:00 CET
+        svc.next_weather_poll(now)              # -> datetime: hourly (5 min after a failure, backing off)
+        svc.next_grid_poll(now)                 # -> datetime: every 15 min (a day ahead without a key)
+        svc.health()                            # -> {source: {enabled, note, last_success, last_attempt,
+                                                #    last_error, last_error_at, consecutive_failures,
+                                                #    banned_until, fallback_in_use}}
+        svc.grid_status()                       # -> {frequency_hz, system_state, stress, ...} (maybe empty)
 
-The refresh methods never raise for a source failure (they log one line per failure episode and keep
-what they had); they can be called concurrently. ``assemble`` returns every PRICE and TEMP slot finite.
+Constructor options for tests and the daemon: ``cache_dir`` (True: ``[sources] cache_dir`` or
+``<state_dir>/cache``; a Path; None: memory only), ``client`` (an httpx.AsyncClient the caller owns),
+``sleep`` (the retry wait, e.g. the virtual clock's), ``policy`` (:class:`RetryPolicy`), ``rng``.
+
+The refresh methods never raise for a source failure: they log one line per failure episode (and one
+when the source recovers), keep what they had, and can run concurrently. ``assemble`` only reads memory
+(about 10 ms for 96 h on a PC; run it in a thread on a Pi if that matters) and returns every PRICE and
+TEMP slot finite. httpx logs each request at INFO; the tokens in those lines are replaced by ``***``,
+but a daemon will usually set the ``httpx`` logger to WARNING.
 ``forecast_for_cli(cfg, start, end)`` is the synchronous wrapper used by ``atsd plan``/``atsd forecast``;
 never call it from inside a running event loop.
 """
