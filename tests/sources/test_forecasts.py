@@ -462,3 +462,95 @@ async def test_token_from_environment_or_file_and_without_one_the_next_source_is
     async with ForecastService(cfg, sleep=no_sleep) as svc:
         await svc.refresh_prices(NOW)
     assert entsoe.calls.last.request.url.params["securityToken"] == "from-file"
+
+
+def spothinta_doc() -> str:
+    """spot-hinta.fi's format (EUR/kWh, 4 decimals, local time with offset) for the sample's two days."""
+    from zoneinfo import ZoneInfo
+
+    hel = ZoneInfo("Europe/Helsinki")
+    rows = [
+        {
+            "Rank": 0,
+            "DateTime": datetime.fromtimestamp(int(t), hel).isoformat(),
+            "PriceNoTax": round(v / 1000, 4),
+            "PriceWithTax": round(v * 1.255 / 1000, 4),
+        }
+        for t, v in zip(EXPECTED.epoch_s, EXPECTED.values, strict=True)
+    ]
+    return json.dumps(rows)
+
+
+def out_of_range_porssi() -> str:
+    doc = json.loads(PORSSI_DOC)
+    for r in doc["prices"][::40]:
+        r["price"] = 612.5  # c/kWh with VAT: 4880 EUR/MWh, above the market's 4000 limit
+    return json.dumps(doc)
+
+
+KEYLESS_BROKEN = {
+    "HTML error page": httpx.Response(200, text="<html><body>502 Bad Gateway</body></html>"),
+    "empty JSON": httpx.Response(200, text="{}"),
+    "empty price list": httpx.Response(200, text='{"prices": []}'),
+    "503": httpx.Response(503),
+    "timeout": httpx.ReadTimeout("slow"),
+    "out-of-range prices": httpx.Response(200, text=out_of_range_porssi()),
+}
+
+
+@pytest.mark.parametrize("case", list(KEYLESS_BROKEN))
+@respx.mock
+async def test_broken_keyless_primary_falls_back_to_the_next_keyless_source(
+    case: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = KEYLESS_BROKEN[case]
+    route = respx.get(PORSSI)
+    route.mock(side_effect=answer) if isinstance(answer, Exception) else route.mock(return_value=answer)
+    respx.get("https://spot.test/TodayAndDayForward").mock(
+        return_value=httpx.Response(200, text=spothinta_doc())
+    )
+    async with service(tmp_path, token=None, order=("entsoe", "porssisahko", "spothinta")) as svc:
+        await svc.refresh_prices(NOW)
+        fc = svc.assemble(NOW, hours=12)
+    p = fc.provenance[PRICE]
+    assert (p.source, p.fallback, p.estimate) == ("spothinta", True, False)
+    assert np.allclose(fc.get(PRICE), expected_on(fc.grid), atol=0.051)
+    assert warnings_about(caplog, "porssisahko")
+
+
+@respx.mock
+async def test_broken_open_meteo_falls_back_to_the_cached_forecast(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = respx.get(OM_URL).mock(
+        return_value=httpx.Response(200, text=fixture("open-meteo-unixtime-helsinki-2023-01-24.json"))
+    )
+    now = datetime(2023, 1, 25, 10, tzinfo=UTC)
+    async with service(tmp_path) as svc:
+        await svc.refresh_weather(now)
+        first = svc.assemble(now, hours=12)
+    route.mock(return_value=httpx.Response(200, text="<html>Bad Gateway</html>"))
+    async with service(tmp_path) as svc2:
+        assert not await svc2.refresh_weather(now + timedelta(hours=1))
+        fc = svc2.assemble(now, hours=12)
+    p = fc.provenance[TEMP]
+    assert (p.source, p.fallback, p.estimate, p.fetched_at) == ("cache(openmeteo)", True, False, now)
+    assert fc.get(TEMP).tolist() == first.get(TEMP).tolist()
+    assert len(warnings_about(caplog, "openmeteo: answer is not JSON")) == 1
+
+
+@respx.mock
+async def test_fingrid_wrong_key_is_one_line_naming_the_setting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = respx.get(url__startswith=FG_URL).mock(return_value=httpx.Response(401, text="Access Denied"))
+    async with service(tmp_path, fingrid_key="wrong") as svc:
+        for k in range(3):
+            assert not await svc.refresh_grid(NOW + timedelta(minutes=15 * k))
+        fc = svc.assemble(NOW, hours=2)
+    assert route.call_count == 3  # one per refresh: a 401 is never retried
+    assert CO2 not in fc.series
+    lines = warnings_about(caplog, "fingrid")
+    assert len(lines) == 1
+    assert "[sources.fingrid] api_key" in lines[0]
+    assert "wrong" not in caplog.text
