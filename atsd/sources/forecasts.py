@@ -36,9 +36,10 @@ Constructor options for tests and the daemon: ``cache_dir`` (True: ``[sources] c
 
 The refresh methods never raise for a source failure: they log one line per failure episode (and one
 when the source recovers), keep what they had, and can run concurrently. ``assemble`` only reads memory
-(about 10 ms for 96 h on a PC; run it in a thread on a Pi if that matters) and returns every PRICE and
-TEMP slot finite. httpx logs each request at INFO; the tokens in those lines are replaced by ``***``,
-but a daemon will usually set the ``httpx`` logger to WARNING.
+and returns every PRICE and TEMP slot finite; call it from the event loop (about 10 ms for 96 h on a PC),
+not from another thread while a refresh may be changing what it reads. httpx logs each request at
+INFO; the tokens in those lines are replaced by ``***``, but a daemon will usually set the ``httpx``
+logger to WARNING.
 ``forecast_for_cli(cfg, start, end)`` is the synchronous wrapper used by ``atsd plan``/``atsd forecast``;
 never call it from inside a running event loop.
 """
