@@ -125,3 +125,37 @@ def _a03(prices: list[float]) -> str:
 def test_a03_round_trip_restores_every_position(prices: list[float]) -> None:
     raw = parse_a44(_a03(prices), NOW)
     assert raw.values.tolist() == prices
+
+
+def test_mixed_resolutions_keep_the_finer_one() -> None:
+    period = (
+        "<Period><timeInterval><start>2025-09-30T22:00Z</start><end>2025-10-01T22:00Z</end></timeInterval>"
+        "<resolution>{res}</resolution><Point><position>1</position><price.amount>{p}</price.amount></Point>"
+        "</Period>"
+    )
+    doc = (
+        '<Publication_MarketDocument xmlns="urn:x:7:3">'
+        f"<TimeSeries><curveType>A03</curveType>{period.format(res='PT60M', p=10)}</TimeSeries>"
+        f"<TimeSeries><curveType>A03</curveType>{period.format(res='PT15M', p=11)}</TimeSeries>"
+        "</Publication_MarketDocument>"
+    )
+    raw = parse_a44(doc, NOW)
+    assert raw.step_s == 900
+    assert raw.n == 96
+    assert set(raw.values.tolist()) == {11.0}
+
+
+def test_hourly_history_is_repeated_onto_quarter_hours_next_to_15_minute_days() -> None:
+    doc = (
+        '<Publication_MarketDocument xmlns="urn:x:7:3"><TimeSeries><curveType>A01</curveType><Period>'
+        "<timeInterval><start>2025-09-30T21:00Z</start><end>2025-09-30T23:00Z</end></timeInterval>"
+        "<resolution>PT60M</resolution><Point><position>1</position><price.amount>5</price.amount></Point>"
+        "<Point><position>2</position><price.amount>6</price.amount></Point></Period></TimeSeries>"
+        "<TimeSeries><curveType>A03</curveType><Period>"
+        "<timeInterval><start>2025-09-30T23:00Z</start><end>2025-10-01T00:00Z</end></timeInterval>"
+        "<resolution>PT15M</resolution><Point><position>1</position><price.amount>7</price.amount></Point>"
+        "</Period></TimeSeries></Publication_MarketDocument>"
+    )
+    raw = parse_a44(doc, NOW)
+    assert raw.step_s == 900
+    assert raw.values.tolist() == [5.0] * 4 + [6.0] * 4 + [7.0] * 4
