@@ -263,7 +263,7 @@ PLANNERS = ("optimal", "greedy", "thermostat", "cheapest-hours")
 class PlannerConfig:
     slot_minutes: Literal[15, 60] = 15
     horizon_hours: int = 48
-    planner: Literal["optimal", "greedy", "thermostat", "cheapest-hours"] = "optimal"
+    planner: Literal["optimal", "greedy", "thermostat", "cheapest-hours"] = "greedy"
     comfort_margin_k: float = 0.3
     cheap_quantile: float = 0.33
     expensive_quantile: float = 0.67
@@ -613,7 +613,8 @@ class Config:
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret shown as ``***`` (for logs and ``--print``)."""
-        return _redact(_to_plain(self))
+        out: dict[str, Any] = _redact(_to_plain(self))
+        return out
 
 
 T = TypeVar("T")

@@ -103,7 +103,7 @@ def plan_rules(cfg: Config, step_s: int) -> PlanRules:
     dwell_min = cfg.actuator.min_dwell_min if cfg.actuator.min_dwell_min is not None else s.min_dwell_min
 
     def slots(minutes: float) -> int:
-        return max(0, int(round(minutes * 60 / step_s)))
+        return max(0, round(minutes * 60 / step_s))
 
     return PlanRules(max(1, -(-int(dwell_min * 60) // step_s)), slots(s.max_off_block_min),
                      slots(s.min_off_gap_min), s.max_off_blocks_per_day, cfg.planner.comfort_margin_k)

@@ -19,7 +19,7 @@ from atsd.core.modes import Mode
 from atsd.core.plan import Decision, PlanProblem, end_goal_c
 
 LOOKAHEAD_H = 6.0
-PRECHARGE_RATIO = 0.85  # pre-charge only when the peak costs clearly more than the valley (losses)
+STORAGE_LOSS = 0.10  # share of pre-charged heat lost through the warmer envelope before it is used
 FLAT_SPREAD_EUR_PER_KWH = 0.005  # below half a cent of spread, shifting heat cannot pay for itself
 
 
@@ -40,12 +40,19 @@ def plan(problem: PlanProblem) -> Decision:
     allowed = set(problem.modes)
     order = sorted(allowed, key=lambda m: m.rank)
 
-    lo, hi = (np.quantile(p, [problem.extra.get("cheap_q", 0.33), problem.extra.get("expensive_q", 0.67)])  # type: ignore[arg-type]
-              if n > 2 else (p.min(), p.max()))
+    cheap_q = float(problem.extra.get("cheap_q", 0.33))  # type: ignore[arg-type]
+    expensive_q = float(problem.extra.get("expensive_q", 0.67))  # type: ignore[arg-type]
+    lo, hi = np.quantile(p, [cheap_q, expensive_q]) if n > 2 else (p.min(), p.max())
     flat = float(p.max() - p.min()) < FLAT_SPREAD_EUR_PER_KWH
     rank_of = np.empty(n, dtype=int)
     rank_of[np.argsort(p, kind="stable")] = np.arange(1, n + 1)
     look = max(1, int(LOOKAHEAD_H * 3600 / problem.grid.step_s))
+    # Heat bought in a valley at full power (hot supply, lower COP) must beat heat bought at the peak.
+    hp = model.heat_pump
+    hold_w = np.maximum(model.building.ua_w_per_k * (d.target_c - d.outdoor_c) - d.gains_w, 0.0)
+    cop_hold = hp.cop(d.source_c, hp.supply_c(d.target_c, hold_w, model.design_heat_w))
+    cap = d.comp_cap_w[Mode.BOOST.rank]
+    cop_boost = hp.cop(d.source_c, hp.supply_c(d.target_c, np.maximum(cap, hold_w), model.design_heat_w))
     expensive = (p >= hi) & ~flat
     cheap = (p <= lo) & ~flat
     next_peak = np.full(n, -1)
@@ -62,7 +69,7 @@ def plan(problem: PlanProblem) -> Decision:
     why: list[str] = []
     for i in range(n):
         if (cheap[i] and Mode.BOOST in allowed and 0 <= next_peak[i] - i <= look
-                and p[i] < PRECHARGE_RATIO * p[next_peak[i]]):
+                and p[i] / cop_boost[i] < (1.0 - STORAGE_LOSS) * p[next_peak[i]] / cop_hold[next_peak[i]]):
             desired.append(Mode.BOOST)
             why.append(f"BOOST: {_ordinal(int(rank_of[i]))} cheapest slot of the horizon, pre-charging "
                        f"before the {local(int(next_peak[i]))} peak")
@@ -120,11 +127,10 @@ def plan(problem: PlanProblem) -> Decision:
                 break
         else:
             end = model.step1(d, i, t0, chosen.rank)[0]
-        if chosen is not want:
-            if chosen.rank > want.rank:
-                floor_hit = True
-                reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
-                          f"{floor[i]:.1f} °C")
+        if chosen is not want and chosen.rank > want.rank:
+            floor_hit = True
+            reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
+                      f"{floor[i]:.1f} °C")
         modes.append(chosen)
         reasons.append(reason)
         temps[i + 1] = end
