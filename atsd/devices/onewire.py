@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from atsd.config import Config, SensorConfig
+from atsd.config import SensorConfig
 from atsd.devices.device import UNITS, DeviceError, Reading, utcnow
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class OneWireSensor:
         raise DeviceError(f"1-Wire sensor {self.name}: {problem} after {self.retries} attempts")
 
 
-def build(sc: SensorConfig, cfg: Config, links: object, clock: Callable[[], datetime] = utcnow) -> OneWireSensor:
-    assert sc.sensor_id is not None  # config validation guarantees it
-    return OneWireSensor(sc.name, sc.role, sc.sensor_id, sc.w1_dir, clock=clock)
+def build_sensor(sc: SensorConfig, links: Any) -> OneWireSensor:
+    if sc.sensor_id is None:
+        raise DeviceError(f"sensor {sc.name}: kind = 'onewire' needs sensor_id (like 28-0000075a1b2c)")
+    return OneWireSensor(sc.name, sc.role, sc.sensor_id, sc.w1_dir, clock=links.clock)
