@@ -107,13 +107,13 @@ def cmd_set_mode(args: argparse.Namespace) -> int:
 
 def set_mode(cfg: Config, mode: Any, duration_s: float, **drive_kw: Any) -> int:
     """The command's body: override through the daemon if it runs, else drive the device directly."""
-    from atsd.devices.control import DaemonLock, LockHeld, drive, request_override
+    from atsd.devices.control import DaemonLock, LockHeldError, drive, request_override
     from atsd.devices.device import DeviceError
 
     lock = DaemonLock(cfg.daemon.state_dir)
     try:
         lock.acquire()
-    except LockHeld:
+    except LockHeldError:
         try:
             answer = request_override(cfg, mode, duration_s)
         except DeviceError as exc:

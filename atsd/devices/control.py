@@ -36,7 +36,7 @@ LOCK_NAME = "atsd.lock"
 STATE_NAME = "supervisor.json"
 
 
-class LockHeld(Exception):
+class LockHeldError(Exception):
     """Another process (the daemon, or another ``set-mode``) drives the heat pump."""
 
 
@@ -48,7 +48,7 @@ class DaemonLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> DaemonLock:
-        """Take the lock or raise :class:`LockHeld` at once (never waits)."""
+        """Take the lock or raise :class:`LockHeldError` at once (never waits)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             f = self.path.open("a+")
@@ -61,7 +61,7 @@ class DaemonLock:
             f.seek(0)
             owner = f.read().strip() or "unknown"
             f.close()
-            raise LockHeld(f"{self.path} is held by pid {owner}") from None
+            raise LockHeldError(f"{self.path} is held by pid {owner}") from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")

@@ -109,7 +109,7 @@ class SgReadyRelays:
             try:
                 r.off()
                 r.close()
-            except Exception as exc:  # noqa: BLE001 - closing must not mask the original error
+            except Exception as exc:
                 log.debug("closing relay failed: %s", exc)
         self._relays = []
 

@@ -14,7 +14,7 @@ import pytest
 
 from atsd.cli import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, main
 from atsd.core.modes import Mode
-from atsd.devices.control import DaemonLock, LockHeld, daemon_running, load_state, parse_duration_s
+from atsd.devices.control import DaemonLock, LockHeldError, daemon_running, load_state, parse_duration_s
 from tests.conftest import free_port
 
 
@@ -124,7 +124,7 @@ def fake_daemon_api() -> Iterator[tuple[int, list[tuple[dict, str | None]]]]:
     seen: list[tuple[dict, str | None]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((body, self.headers.get("Authorization")))
             out = json.dumps({"mode": body["mode"], "reason": "override until 12:10"}).encode()
@@ -154,7 +154,7 @@ def test_set_mode_goes_through_the_daemon_while_it_holds_the_lock(tmp_path: Path
                                  '[actuator]\nkind = "simulated"\n')
     with DaemonLock(tmp_path / "state"):
         assert daemon_running(tmp_path / "state")
-        with pytest.raises(LockHeld):
+        with pytest.raises(LockHeldError):
             DaemonLock(tmp_path / "state").acquire()
         assert main(["set-mode", "BOOST", "--for", "10m", "--config", str(cfg)]) == EX_OK
     assert not daemon_running(tmp_path / "state")

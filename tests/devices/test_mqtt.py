@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import tomllib
@@ -151,20 +150,24 @@ CRASHER = textwrap.dedent("""
 """)
 
 
+REPO = str(Path(__file__).resolve().parents[2])
+
+
 async def test_last_will_publishes_normal_when_the_client_dies(mosquitto) -> None:
     text = ISSUE_CONFIG.replace("1883", str(mosquitto.port))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": REPO}
     async with watcher(mosquitto, "heatpump/mode/set") as q:
-        proc = subprocess.Popen([sys.executable, "-c", CRASHER, text], stdout=subprocess.PIPE, env=env)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", CRASHER, text,
+                                                    stdout=asyncio.subprocess.DEVNULL, env=env)
         try:
             assert await next_payload(q, 15) == "boost"
             proc.send_signal(signal.SIGKILL)  # no goodbye, no cleanup
-            proc.wait(5)
+            await asyncio.wait_for(proc.wait(), 5)
             assert await next_payload(q, 10) == "normal"
         finally:
-            if proc.poll() is None:
+            if proc.returncode is None:
                 proc.kill()
-                proc.wait(5)
+                await proc.wait()
 
 
 async def test_actuator_reconnects_and_reapplies_after_broker_restart(mosquitto) -> None:
