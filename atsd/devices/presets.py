@@ -147,7 +147,7 @@ def preset_problems(a: ActuatorConfig) -> list[str]:
     """Preset names the actuator kind does not know (reported by the registry and check-config)."""
     if a.preset is None:
         return []
-    known = {"modbus": MODBUS_PRESETS, "mqtt": MQTT_PRESETS}.get(a.kind)
+    known: list[str] | None = {"modbus": list(MODBUS_PRESETS), "mqtt": list(MQTT_PRESETS)}.get(a.kind)
     if known is None:
         return [f"[actuator] preset {a.preset!r} has no meaning for kind = {a.kind!r}"]
     if a.preset not in known:

@@ -132,8 +132,9 @@ def _house(links: Any) -> SimulatedHouse:
     from atsd.core.house import thermal_model
 
     cfg: Config = links.cfg
-    return links.shared(("simulated-house",), lambda: SimulatedHouse(
+    h: SimulatedHouse = links.shared(("simulated-house",), lambda: SimulatedHouse(
         thermal_model(cfg), cfg.comfort, links.clock(), cfg.comfort.target_c))
+    return h
 
 
 def build_sensor(sc: SensorConfig, links: Any) -> SimulatedSensor:
