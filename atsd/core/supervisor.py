@@ -189,6 +189,7 @@ class Supervisor:
         self.rules = rules
         self.tz = tz
         self._state = state if state is not None else SupervisorState()
+        self._min_c = rules.comfort_min_c
         self.supported = tuple(m for m in ALL_MODES if m in supported or m is Mode.NORMAL)
 
     @property
@@ -198,17 +199,20 @@ class Supervisor:
     # -- the decision ----------------------------------------------------------------------------
 
     def decide(self, now: datetime, requested: Mode | None, indoor_c: float | None,
-               indoor_age_s: float | None, reason: str = "") -> Verdict:
+               indoor_age_s: float | None, reason: str = "", *, comfort_min_c: float | None = None) -> Verdict:
         """The effective mode at ``now`` for a request (None: no valid plan).
 
         ``indoor_c`` is the combined indoor reading (None: none available) and ``indoor_age_s``
-        its age (None: fresh). Updates the state when the mode changes.
+        its age (None: fresh). ``comfort_min_c`` is the comfort minimum in force now when a
+        schedule (setback) changes it; default the configured one. Frost protection holds either
+        way. Updates the state when the mode changes.
         """
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         now = now.astimezone(UTC)
         st = self._state
         r = self.rules
+        self._min_c = r.comfort_min_c if comfort_min_c is None else comfort_min_c
         self._prune(now)
         clock_back = st.seen is not None and now < st.seen
         if clock_back:
@@ -234,7 +238,7 @@ class Supervisor:
             wanted, rule = Mode.NORMAL, RULE_STALE
         elif floor_mode is not None and wanted.rank < floor_mode.rank:
             floor_c = self._floor_c()
-            rule = RULE_FROST if floor_c > r.comfort_min_c else RULE_FLOOR
+            rule = RULE_FROST if floor_c > self._min_c else RULE_FLOOR
             wanted = nearest_supported(floor_mode, self.supported)
             why = f"indoor {indoor_c:.1f} °C is below the {floor_c:g} °C floor: {wanted} forced"
         if clock_back and wanted.rank < Mode.NORMAL.rank:
@@ -267,7 +271,7 @@ class Supervisor:
     # -- pieces ----------------------------------------------------------------------------------
 
     def _floor_c(self) -> float:
-        return max(self.rules.comfort_min_c, self.rules.frost_c)
+        return max(self._min_c, self.rules.frost_c)
 
     def _floor(self, indoor_c: float | None, indoor_age_s: float | None) -> Mode | None:
         """Update and return the latched floor demand (NORMAL or BOOST); None when released or unknown."""

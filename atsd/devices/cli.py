@@ -113,11 +113,11 @@ def set_mode(cfg: Config, mode: Any, duration_s: float, **drive_kw: Any) -> int:
     lock = DaemonLock(cfg.daemon.state_dir)
     try:
         lock.acquire()
-    except LockHeldError:
+    except LockHeldError as held:
         try:
             answer = request_override(cfg, mode, duration_s)
         except DeviceError as exc:
-            _err(f"atsd set-mode: {exc}")
+            _err(f"atsd set-mode: {held}: {exc}")
             return EX_UNAVAILABLE
         print(f"daemon: {answer.get('mode', mode)}: {answer.get('reason', 'override accepted')}")
         return EX_OK
@@ -189,7 +189,8 @@ def failsafe_command(cfg: Config, **kw: Any) -> int:
     except DeviceError as exc:
         _err(f"atsd failsafe: NORMAL not confirmed: {exc}")
         return EX_UNAVAILABLE
-    print(f"{name}: NORMAL")
+    print("no actuator configured ([actuator] kind = 'none'): nothing to do" if name == "none"
+          else f"{name}: NORMAL")
     # Tell a later daemon start that the heat pump is in NORMAL now (best effort, through the
     # supervisor so the switch is counted like any other).
     state = load_state(cfg.daemon.state_dir)

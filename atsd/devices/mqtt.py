@@ -113,8 +113,8 @@ class _Connection:
                                  self.failures)
                     self.failures = 0
                     self.backoff.reset()
+                    await self._connected(client)  # subscriptions and re-applied state first
                     self.connected.set()
-                    await self._connected(client)
                     async for message in client.messages:
                         self._message(message)
             except aiomqtt.MqttError as exc:

@@ -92,6 +92,13 @@ def test_frost_protection_applies_when_comfort_min_is_low() -> None:
     assert v.rule == "frost"
 
 
+def test_a_setback_minimum_moves_the_floor_but_not_below_frost() -> None:
+    s = sup()
+    assert s.decide(T0, Mode.OFF, 18.5, 0, comfort_min_c=18.0).mode is Mode.OFF
+    v = s.decide(T0 + MIN, Mode.OFF, 7.5, 0, comfort_min_c=5.0)
+    assert (v.mode, v.rule) == (Mode.NORMAL, "frost")  # 0.5 K below frost: at least NORMAL, at once
+
+
 def test_no_indoor_sensor_runs_on_model_with_short_off_blocks() -> None:
     s = sup(SupervisorRules(indoor_sensor_configured=False))
     assert s.decide(T0, Mode.OFF, None, None).mode is Mode.OFF
@@ -185,6 +192,7 @@ step_st = st.tuples(
     st.one_of(st.none(), st.sampled_from(ALL_MODES)),
     st.one_of(st.none(), st.floats(15.0, 25.0)),
     st.one_of(st.none(), st.floats(0, 3600)),
+    st.one_of(st.none(), st.floats(5.0, 22.0)),  # the comfort minimum of a setback schedule
 )
 supported_st = st.sampled_from([ALL_MODES, (Mode.OFF, Mode.NORMAL, Mode.BOOST), (Mode.NORMAL, Mode.BOOST),
                                 (Mode.ECO, Mode.NORMAL)])
@@ -195,7 +203,8 @@ supported_st = st.sampled_from([ALL_MODES, (Mode.OFF, Mode.NORMAL, Mode.BOOST), 
        start_h=st.integers(0, 23))
 def test_supervisor_invariants_hold_for_any_history(rules: SupervisorRules, supported: tuple[Mode, ...],
                                                     steps: list[tuple[int, Mode | None, float | None,
-                                                                      float | None]], start_h: int) -> None:
+                                                                      float | None, float | None]],
+                                                    start_h: int) -> None:
     s = Supervisor(rules, TZ, supported=supported)
     now = datetime(2026, 3, 29, start_h, tzinfo=UTC)  # spans the spring DST change in Helsinki
     changes: list[tuple[datetime, Mode]] = []  # (time, new mode) of every switch
@@ -204,10 +213,10 @@ def test_supervisor_invariants_hold_for_any_history(rules: SupervisorRules, supp
     last_off_end: datetime | None = None
     mode = Mode.NORMAL
     since: datetime | None = None
-    floor_c = max(rules.comfort_min_c, rules.frost_c)
-    for dt_s, req, indoor, age in steps:
+    for dt_s, req, indoor, age, min_c in steps:
         now += timedelta(seconds=dt_s)
-        v = s.decide(now, req, indoor, age)
+        v = s.decide(now, req, indoor, age, comfort_min_c=min_c)
+        floor_c = max(rules.comfort_min_c if min_c is None else min_c, rules.frost_c)
         assert v.mode in supported or v.mode is Mode.NORMAL
         fresh = indoor is not None and (age is None or age <= rules.stale_sensor_s)
         # unsure -> NORMAL: no plan, stale reading, missing reading with a sensor configured

@@ -189,3 +189,10 @@ def test_failsafe_unreachable_device_exits_69(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, f'[actuator]\nkind = "modbus"\nhost = "127.0.0.1"\nport = {free_port()}\n'
                                  'register = 1\nwrite_timeout_s = 0.5\n[actuator.values]\nNORMAL = 0\n')
     assert main(["failsafe", "--config", str(cfg)]) == EX_UNAVAILABLE
+
+
+def test_check_config_shows_hardware_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path, '[actuator]\nkind = "sgready_gpio"\nrelay1_pin = 4\nrelay2_pin = 27\n')
+    assert main(["check-config", "--config", str(cfg)]) == EX_OK
+    err = capsys.readouterr().err
+    assert "relay1_pin = 4 is pulled HIGH" in err and "no indoor sensor" in err

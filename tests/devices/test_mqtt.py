@@ -104,6 +104,23 @@ async def test_mqtt_sensors_read_latest_message_with_its_age(mosquitto) -> None:
         assert ind is not None and ind.value == pytest.approx(22.65)  # median of 21.0 and 24.3
 
 
+async def test_mqtt_sensors_resubscribe_after_broker_restart(mosquitto) -> None:
+    cfg = Config(mqtt=MqttConfig(host=mosquitto.host, port=mosquitto.port),
+                 sensors=(SensorConfig(name="room", kind="mqtt", topic="z/room", preset="zigbee2mqtt"),))
+    async with Devices(cfg, actuator=False) as dev:
+        sub = dev.links.objects[("mqtt-sensors",)]
+        assert await sub.wait_connected(5)
+        await asyncio.to_thread(mosquitto.restart)
+        for _ in range(200):
+            if sub.connected.is_set() and sub.connects == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert sub.connects == 2
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as pub:
+            await pub.publish("z/room", '{"temperature": 20.5}', qos=1)
+        assert (await dev.read_all())["room"].value == 20.5
+
+
 async def test_issue_config_drives_payloads_qos1_never_retained(mosquitto) -> None:
     cfg = issue_config(mosquitto.port)
     async with watcher(mosquitto, "heatpump/mode/set") as q, Devices(cfg, sensors=False) as dev:
@@ -176,6 +193,13 @@ async def test_actuator_reconnects_and_reapplies_after_broker_restart(mosquitto)
         act = dev.actuator
         await act.apply(Mode.BOOST)
         connects = act.connects
+        gate = asyncio.Event()  # hold the reconnect until the watcher listens (no race)
+
+        async def gated_sleep() -> None:
+            await asyncio.sleep(0.05)
+            await gate.wait()
+
+        act.backoff.sleep = gated_sleep
         await asyncio.to_thread(mosquitto.stop)
         for _ in range(100):
             if not act.connected.is_set():
@@ -185,6 +209,7 @@ async def test_actuator_reconnects_and_reapplies_after_broker_restart(mosquitto)
             await act.apply(Mode.ECO)  # broker gone: a clear error, the wish is kept
         await asyncio.to_thread(mosquitto.start)
         async with watcher(mosquitto, "heatpump/mode/set") as q:
+            gate.set()
             assert await next_payload(q, 15) == "eco"
         assert act.connects == connects + 1 and act.current is Mode.ECO
 
