@@ -82,7 +82,14 @@ class _Connection:
         if self._task is not None:
             raise RuntimeError(f"{type(self).__name__} is not reentrant")
         self._task = asyncio.create_task(self._run(), name=f"atsd-mqtt-{self.options['identifier']}")
+        self._task.add_done_callback(self._died)
         return self
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.last_error = f"connection task crashed: {task.exception()!r}"
+            log.error("MQTT %s %s; commands will fail until atsd restarts.", self.kind, self.last_error,
+                      exc_info=task.exception())
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -117,7 +124,7 @@ class _Connection:
                     self.connected.set()
                     async for message in client.messages:
                         self._message(message)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError) as exc:  # OSError: TLS files, sockets before aiomqtt wraps
                 self.last_error = str(exc)
                 if self.failures == 0:
                     log.warning("MQTT %s lost the broker at %s: %s; reconnecting with backoff.", self.kind,

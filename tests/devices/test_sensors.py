@@ -168,3 +168,20 @@ def test_device_modes_never_exceed_what_the_planner_is_told(actuator: ActuatorCo
 
 def test_self_reverting_presets_agree_with_core() -> None:
     assert {k for k, p in presets.MQTT_PRESETS.items() if p.self_reverting} == set(house.SELF_REVERTING_PRESETS)
+
+
+async def test_every_adapter_satisfies_its_protocol(tmp_path: Path) -> None:
+    from atsd.devices import simulated
+    from atsd.devices.device import Actuator, Sensor
+    from atsd.devices.registry import Links, build_actuator
+
+    cfg = Config(actuator=ActuatorConfig(kind="simulated"))
+    links = Links(cfg)
+    sim = simulated.build_sensor(SensorConfig(name="s", kind="simulated"), links)
+    assert isinstance(OneWireSensor("a", "indoor", "28-1", tmp_path), Sensor) and isinstance(sim, Sensor)
+    assert isinstance(build_actuator(cfg, links), Actuator)
+    for kind, extra in (("mqtt", {"topic": "t", "payloads": {"NORMAL": "n"}}),
+                        ("modbus", {"host": "h", "register": 1, "values": {"NORMAL": 0}}),
+                        ("sgready_gpio", {})):
+        c = Config(actuator=ActuatorConfig(kind=kind, **extra))
+        assert isinstance(build_actuator(c, Links(c)), Actuator), kind
