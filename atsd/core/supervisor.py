@@ -240,7 +240,8 @@ class Supervisor:
             floor_c = self._floor_c()
             rule = RULE_FROST if floor_c > self._min_c else RULE_FLOOR
             wanted = nearest_supported(floor_mode, self.supported)
-            why = f"indoor {indoor_c:.1f} °C is below the {floor_c:g} °C floor: {wanted} forced"
+            why = (f"indoor {indoor_c:.1f} °C, comfort floor {floor_c:g} °C: {wanted} until the room is back "
+                   f"at {floor_c + r.release_above_k:g} °C")
         if clock_back and wanted.rank < Mode.NORMAL.rank:
             wanted, rule, why = Mode.NORMAL, RULE_CLOCK, "the clock went backwards: NORMAL to be safe"
 
@@ -336,9 +337,11 @@ class Supervisor:
             return False
         if floor_mode is not None and st.mode.rank < Mode.NORMAL.rank:
             return False
+        if st.mode not in self.supported:
+            return False
         if st.mode is Mode.OFF:
             return self._off_refusal(now)[0] is None
-        return st.mode in self.supported
+        return True
 
     def _switch(self, now: datetime, mode: Mode) -> None:
         st = self._state

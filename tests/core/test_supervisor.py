@@ -149,6 +149,14 @@ def test_unsupported_modes_map_to_nearest_never_off() -> None:
     assert (v.mode, v.rule) == (Mode.NORMAL, RULE_UNSUPPORTED)
 
 
+def test_a_restored_mode_the_actuator_no_longer_offers_is_left_for_normal() -> None:
+    s = sup()
+    s.decide(T0, Mode.OFF, 21, 0)
+    s2 = sup(state=SupervisorState.from_json(s.state.to_json()), supported=(Mode.NORMAL, Mode.BOOST))
+    v = s2.decide(T0 + MIN, Mode.BOOST, 21, 0)  # BOOST refused by the dwell, OFF may not continue
+    assert (v.mode, v.rule) == (Mode.NORMAL, RULE_DWELL)
+
+
 def test_clock_going_backwards_ends_a_block() -> None:
     s = sup()
     s.decide(T0, Mode.OFF, 21, 0)
