@@ -67,8 +67,19 @@ def tariff(cfg: Config) -> Tariff:
     return Tariff(cfg.tariff, cfg.device.tz)
 
 
+# Actuator presets whose device falls back to NORMAL by itself (a relay timer), so OFF stays bounded
+# even if the Pi dies. Mirrors ``atsd.devices.presets.MQTT_PRESETS[...].self_reverting`` (a test keeps
+# them equal; core may not import devices).
+SELF_REVERTING_PRESETS = frozenset({"shelly", "tasmota"})
+
+
 def allowed_modes(cfg: Config) -> tuple[Mode, ...]:
-    """Modes the configured actuator can express (SG-Ready has no ECO)."""
+    """Modes the configured actuator can express (SG-Ready has no ECO), from the config alone.
+
+    OFF is offered only when the device reverts by itself or ``allow_unbounded_block = true``.
+    The device registry (``atsd.devices.presets.actuator_modes``) knows the presets' exact sets and
+    never offers more than this; the daemon passes its set to :func:`problem`.
+    """
     a = cfg.actuator
     if a.modes is not None:
         names = set(a.modes)
@@ -80,6 +91,9 @@ def allowed_modes(cfg: Config) -> tuple[Mode, ...]:
         names = set(a.values)
     else:
         names = {m.value for m in ALL_MODES}
+    self_reverting = a.kind in ("none", "simulated") or (a.kind == "mqtt" and a.preset in SELF_REVERTING_PRESETS)
+    if not (self_reverting or a.allow_unbounded_block):
+        names.discard("OFF")
     names.add("NORMAL")
     return tuple(m for m in ALL_MODES if m.value in names)
 
