@@ -823,9 +823,10 @@ def read_secret(value: str | None, file: Path | None, env: str | None = None) ->
         except OSError:
             return None
     if env:
+        # systemd LoadCredential: ATSD_ENTSOE_TOKEN is the credential file "entsoe_token"
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
         if creds:
-            p = Path(creds) / env.lower()
+            p = Path(creds) / env.lower().removeprefix("atsd_")
             if p.exists():
                 return p.read_text(encoding="utf-8").strip() or None
         return os.environ.get(env) or None

@@ -70,7 +70,7 @@ def tariff(cfg: Config) -> Tariff:
 # Actuator presets whose device falls back to NORMAL by itself (a relay timer), so OFF stays bounded
 # even if the Pi dies. Mirrors ``atsd.devices.presets.MQTT_PRESETS[...].self_reverting`` (a test keeps
 # them equal; core may not import devices).
-SELF_REVERTING_PRESETS = frozenset({"shelly", "tasmota"})
+SELF_REVERTING_PRESETS = frozenset({"shelly", "tasmota", "generic"})
 
 
 def allowed_modes(cfg: Config) -> tuple[Mode, ...]:
@@ -91,7 +91,7 @@ def allowed_modes(cfg: Config) -> tuple[Mode, ...]:
         names = set(a.values)
     else:
         names = {m.value for m in ALL_MODES}
-    self_reverting = a.kind in ("none", "simulated") or (a.kind == "mqtt" and a.preset in SELF_REVERTING_PRESETS)
+    self_reverting = a.kind in ("none", "simulated") or (a.kind == "mqtt" and (a.preset or "generic") in SELF_REVERTING_PRESETS)
     if not (self_reverting or a.allow_unbounded_block):
         names.discard("OFF")
     names.add("NORMAL")

@@ -68,7 +68,9 @@ MQTT_PRESETS: dict[str, MqttPreset] = {
     "heishamon": MqttPreset("template", default_topic="panasonic_heat_pump/commands/SetSmartGridMode",
                             payloads={"NORMAL": "0", "OFF": "1", "BOOST": "2"}, boost4_payload="3",
                             note="Panasonic Aquarea through HeishaMon (optional-PCB smart-grid emulation)"),
-    "generic": MqttPreset("template", note="one topic, one payload per mode"),
+    # The generic template's last will publishes the NORMAL payload when the Pi disappears: the broker
+    # itself reverts the heat pump, so an OFF block stays bounded.
+    "generic": MqttPreset("template", self_reverting=True, note="one topic, one payload per mode"),
 }
 
 # A single relay (Shelly, Tasmota) expresses NORMAL (released) and one other mode (energised).
