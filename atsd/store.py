@@ -12,7 +12,8 @@ Restart state (the current mode and since when, today's OFF blocks) goes through
 around a safety rule.
 
 Tables are plain enough to read with the ``sqlite3`` shell; the views ``readings_v`` and
-``decisions_v`` show names and times in clear text. Times are whole UTC epoch seconds.
+``decisions_v`` show names and times in clear text. Times are UTC epoch seconds, except a decision's
+key ``ts_ms`` (milliseconds: unique, so it is the row id and needs no index).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from atsd.core.timegrid import from_epoch_s, local_day_bounds, parse_utc, to_epoch_s
+from atsd.core.timegrid import ensure_utc, from_epoch_s, local_day_bounds, parse_utc, to_epoch_s
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -73,15 +74,13 @@ CREATE TABLE IF NOT EXISTS readings_15m (
     PRIMARY KEY (bucket, name_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY,
-    ts INTEGER NOT NULL,
-    mode TEXT NOT NULL,
-    requested TEXT NOT NULL,
+    ts_ms INTEGER PRIMARY KEY,
+    mode_id INTEGER NOT NULL,
+    requested_id INTEGER NOT NULL,
     reason_id INTEGER NOT NULL,
     overridden INTEGER NOT NULL,
     rule_id INTEGER
 );
-CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 CREATE TABLE IF NOT EXISTS forecasts (
     id INTEGER PRIMARY KEY,
     fetched_at INTEGER NOT NULL,
@@ -109,9 +108,10 @@ CREATE VIEW IF NOT EXISTS readings_v AS
     SELECT datetime(r.ts, 'unixepoch') AS time_utc, l.text AS name, r.value
     FROM readings r JOIN labels l ON l.id = r.name_id;
 CREATE VIEW IF NOT EXISTS decisions_v AS
-    SELECT datetime(d.ts, 'unixepoch') AS time_utc, d.mode, d.requested, d.overridden,
-           rl.text AS rule, r.text AS reason
-    FROM decisions d JOIN labels r ON r.id = d.reason_id LEFT JOIN labels rl ON rl.id = d.rule_id;
+    SELECT strftime('%Y-%m-%d %H:%M:%f', d.ts_ms / 1000.0, 'unixepoch') AS time_utc, m.text AS mode,
+           q.text AS requested, d.overridden, rl.text AS rule, r.text AS reason
+    FROM decisions d JOIN labels m ON m.id = d.mode_id JOIN labels q ON q.id = d.requested_id
+    JOIN labels r ON r.id = d.reason_id LEFT JOIN labels rl ON rl.id = d.rule_id;
 """
 
 
@@ -206,6 +206,10 @@ class RetentionResult:
     plans_deleted: int
 
 
+# Buffered decision: epoch ms, mode, requested, reason, overridden, rule.
+_DecisionRow = tuple[int, str, str, str, int, "str | None"]
+
+
 class _HasPlanJson(Protocol):
     def as_json(self) -> dict[str, object]: ...
 
@@ -232,7 +236,7 @@ class Store:
         self._buf_lock = threading.Lock()
         self._db_lock = threading.Lock()
         self._readings: list[tuple[int, str, float | None]] = []
-        self._decisions: list[tuple[int, str, str, str, int, str | None]] = []
+        self._decisions: list[_DecisionRow] = []
         self._forecasts: list[tuple[int, str, int, int, int, str, str, bytes]] = []
         self._plans: list[tuple[int, str, bytes]] = []
         self._labels: dict[str, int] = {}
@@ -330,7 +334,7 @@ class Store:
                      rule: str | None = None) -> None:
         """Queue what the control loop did at ``ts`` (modes as their names, e.g. ``Mode.BOOST``)."""
         with self._buf_lock:
-            self._decisions.append((to_epoch_s(ts), str(mode), str(requested), reason, int(overridden),
+            self._decisions.append((_epoch_ms(ts), str(mode), str(requested), reason, int(overridden),
                                     rule))
             self._trim()
 
@@ -425,10 +429,10 @@ class Store:
                         "INSERT OR REPLACE INTO readings (ts, name_id, value) VALUES (?, ?, ?)",
                         [(ts, label(name), v) for ts, name, v in readings])
                     self._conn.executemany(
-                        "INSERT INTO decisions (ts, mode, requested, reason_id, overridden, rule_id) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        [(ts, m, r, label(why), o, None if rule is None else label(rule))
-                         for ts, m, r, why, o, rule in decisions])
+                        "INSERT INTO decisions (ts_ms, mode_id, requested_id, reason_id, overridden, "
+                        "rule_id) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(ts, label(m), label(r), label(why), o, None if rule is None else label(rule))
+                         for ts, m, r, why, o, rule in self._unique_times(decisions)])
                     self._conn.executemany(
                         "INSERT INTO forecasts (fetched_at, series, start, step_s, n, hash, provenance, "
                         "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", forecasts)
@@ -449,6 +453,18 @@ class Store:
                 self._trim()
             raise StoreError(f"{self.path}: cannot write {n} history records: {exc}") from exc
         return n
+
+    def _unique_times(self, decisions: list[_DecisionRow]) -> list[_DecisionRow]:
+        """The decisions with their millisecond keys made unique: a clash moves one 1 ms later."""
+        taken: set[int] = set()
+        out = []
+        for ts, mode, requested, reason, overridden, rule in decisions:
+            while ts in taken or self._conn.execute(
+                    "SELECT 1 FROM decisions WHERE ts_ms = ?", (ts,)).fetchone() is not None:
+                ts += 1
+            taken.add(ts)
+            out.append((ts, mode, requested, reason, overridden, rule))
+        return out
 
     def _label_fn(self, new: dict[str, int]) -> Callable[[str], int]:
         def label(text: str) -> int:
@@ -489,7 +505,8 @@ class Store:
 
         Decisions older than the raw retention are thinned to the changes (of mode, requested mode or
         override), so the mode history stays complete in a fraction of the space; plans are kept as
-        long as raw readings (the latest always), forecasts and aggregates as long as aggregates.
+        long as raw readings (the latest always); forecasts are thinned to the last version of each
+        UTC day and then kept as long as aggregates.
         """
         raw_cut = to_epoch_s(now - timedelta(days=self.raw_retention_days))
         raw_cut -= raw_cut % AGGREGATE_STEP_S  # whole buckets only
@@ -510,23 +527,37 @@ class Store:
                         (AGGREGATE_STEP_S, raw_cut))
                     aggregated = c.execute("DELETE FROM readings WHERE ts < ?", (raw_cut,)).rowcount
                     agg_deleted = c.execute("DELETE FROM readings_15m WHERE bucket < ?", (agg_cut,)).rowcount
-                    dec_deleted = c.execute("DELETE FROM decisions WHERE ts < ?", (agg_cut,)).rowcount
+                    dec_deleted = c.execute("DELETE FROM decisions WHERE ts_ms < ?",
+                                            (agg_cut * 1000,)).rowcount
                     dec_deleted += c.execute(
-                        "DELETE FROM decisions WHERE id IN (SELECT id FROM (SELECT id, "
-                        "mode || '|' || requested || '|' || overridden AS k, "
-                        "lag(mode || '|' || requested || '|' || overridden) OVER (ORDER BY ts, id) AS prev "
-                        "FROM decisions WHERE ts < ?) WHERE k = prev)", (raw_cut,)).rowcount
+                        "DELETE FROM decisions WHERE ts_ms IN (SELECT ts_ms FROM (SELECT ts_ms, k, "
+                        "lag(k) OVER (ORDER BY ts_ms) AS prev FROM (SELECT ts_ms, "
+                        "mode_id || '|' || requested_id || '|' || overridden AS k "
+                        "FROM decisions WHERE ts_ms < ?)) WHERE k = prev)", (raw_cut * 1000,)).rowcount
                     fc_deleted = c.execute(
                         "DELETE FROM forecasts WHERE fetched_at < ? AND id NOT IN "
                         "(SELECT max(id) FROM forecasts GROUP BY series)", (agg_cut,)).rowcount
+                    fc_deleted += c.execute(  # past the raw retention, the day's last version only
+                        "DELETE FROM forecasts WHERE fetched_at < ? AND id NOT IN "
+                        "(SELECT max(id) FROM forecasts GROUP BY series, fetched_at / 86400)",
+                        (raw_cut,)).rowcount
                     plans_deleted = c.execute(
                         "DELETE FROM plans WHERE generated_at < ? AND id != (SELECT max(id) FROM plans)",
                         (raw_cut,)).rowcount
+                    # Labels no row refers to any more (old plan reasons, retired sensor names).
+                    c.execute("DELETE FROM labels WHERE id NOT IN (SELECT name_id FROM readings) "
+                              "AND id NOT IN (SELECT name_id FROM readings_15m) "
+                              "AND id NOT IN (SELECT reason_id FROM decisions) "
+                              "AND id NOT IN (SELECT mode_id FROM decisions) "
+                              "AND id NOT IN (SELECT requested_id FROM decisions) "
+                              "AND id NOT IN (SELECT rule_id FROM decisions WHERE rule_id IS NOT NULL)")
                     c.execute("COMMIT")
                 except BaseException:
                     if c.in_transaction:
                         c.execute("ROLLBACK")
                     raise
+                finally:
+                    self._labels = {t: i for i, t in c.execute("SELECT id, text FROM labels")}
                 c.execute("PRAGMA optimize")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: retention failed: {exc}") from exc
@@ -598,23 +629,24 @@ class Store:
 
     def decisions(self, start: datetime, end: datetime) -> list[DecisionRecord]:
         """Decisions with ``start <= ts < end``, oldest first."""
-        return self._decision_rows("WHERE d.ts >= ? AND d.ts < ? ORDER BY d.ts, d.id",
-                                   (to_epoch_s(start), to_epoch_s(end)))
+        return self._decision_rows("WHERE d.ts_ms >= ? AND d.ts_ms < ? ORDER BY d.ts_ms",
+                                   (_epoch_ms(start), _epoch_ms(end)))
 
     def last_decision(self, before: datetime | None = None) -> DecisionRecord | None:
         """The latest decision (before ``before`` when given): the mode in force at a restart."""
         if before is None:
-            rows = self._decision_rows("ORDER BY d.ts DESC, d.id DESC LIMIT 1", ())
+            rows = self._decision_rows("ORDER BY d.ts_ms DESC LIMIT 1", ())
         else:
-            rows = self._decision_rows("WHERE d.ts < ? ORDER BY d.ts DESC, d.id DESC LIMIT 1",
-                                       (to_epoch_s(before),))
+            rows = self._decision_rows("WHERE d.ts_ms < ? ORDER BY d.ts_ms DESC LIMIT 1",
+                                       (_epoch_ms(before),))
         return rows[0] if rows else None
 
     def _decision_rows(self, tail: str, params: tuple[int, ...]) -> list[DecisionRecord]:
         rows = self._query(
-            "SELECT d.ts, d.mode, d.requested, r.text, d.overridden, rl.text FROM decisions d "
+            "SELECT d.ts_ms, m.text, q.text, r.text, d.overridden, rl.text FROM decisions d "
+            "JOIN labels m ON m.id = d.mode_id JOIN labels q ON q.id = d.requested_id "
             "JOIN labels r ON r.id = d.reason_id LEFT JOIN labels rl ON rl.id = d.rule_id " + tail, params)
-        return [DecisionRecord(from_epoch_s(ts), m, req, why, bool(o), rule)
+        return [DecisionRecord(from_epoch_s(ts / 1000), m, req, why, bool(o), rule)
                 for ts, m, req, why, o, rule in rows]
 
     def latest_plan(self) -> PlanRecord | None:
@@ -648,7 +680,8 @@ class Store:
     def latest_record_time(self) -> datetime | None:
         """Time of the newest reading or decision: a system clock earlier than this is wrong."""
         rows = self._query("SELECT max(t) FROM (SELECT max(ts) AS t FROM readings UNION ALL "
-                           "SELECT max(ts) FROM decisions UNION ALL SELECT max(bucket) FROM readings_15m)")
+                           "SELECT max(ts_ms) / 1000 FROM decisions UNION ALL "
+                           "SELECT max(bucket) FROM readings_15m)")
         t = rows[0][0] if rows else None
         return None if t is None else from_epoch_s(t)
 
@@ -698,6 +731,10 @@ class Store:
             if p.exists():
                 total += p.stat().st_size
         return total
+
+
+def _epoch_ms(t: datetime) -> int:
+    return round(ensure_utc(t).timestamp() * 1000)
 
 
 def _plan_keys(doc: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -338,3 +338,32 @@ def test_kill_9_mid_run_loses_at_most_the_unflushed_batch(tmp_path: Path):
     assert d == n // batch
     with Store(path) as s:  # and the daemon starts again on it
         s.add_reading(datetime(2027, 1, 1, tzinfo=UTC), "indoor_temp_c", 21.0)
+
+
+def test_retention_thins_old_forecasts_to_one_version_a_day_and_drops_unused_labels(tmp_path: Path):
+    now = T0 + timedelta(days=40)
+    with Store(tmp_path / "h.db", raw_retention_days=30) as s:
+        for h in range(24):  # hourly weather fetches, each different
+            s.add_forecast_series(T0 + timedelta(hours=h), "temp_c", T0, 3600, [float(h)] * 4, {})
+            s.add_decision(T0 + timedelta(hours=h), "NORMAL", "NORMAL", f"reason number {h}")
+        s.add_decision(now, "NORMAL", "NORMAL", "recent")
+        s.flush()
+        n_labels = s._conn.execute("SELECT count(*) FROM labels").fetchone()[0]
+        s.apply_retention(now)
+        kept = s.forecasts("temp_c", T0, now)
+        assert [r.fetched_at for r in kept] == [T0 + timedelta(hours=23)]
+        # Thinning kept the first old decision: one old reason and "recent" remain, plus NORMAL.
+        assert s._conn.execute("SELECT count(*) FROM labels").fetchone()[0] == n_labels - 23
+        s.add_decision(now + timedelta(seconds=30), "OFF", "OFF", "reason number 5")
+        s.flush()
+        assert s.last_decision().reason == "reason number 5"
+
+
+def test_decisions_at_the_same_instant_are_all_kept(store: Store):
+    store.add_decision(T0, "NORMAL", "NORMAL", "tick")
+    store.flush()
+    store.add_decision(T0, "BOOST", "BOOST", "manual override")
+    store.add_decision(T0, "BOOST", "BOOST", "tick")
+    store.flush()
+    got = store.decisions(T0, T0 + timedelta(seconds=1))
+    assert [d.reason for d in got] == ["tick", "manual override", "tick"]
