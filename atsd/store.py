@@ -12,7 +12,8 @@ Restart state (the current mode and since when, today's OFF blocks) goes through
 around a safety rule.
 
 Tables are plain enough to read with the ``sqlite3`` shell; the views ``readings_v`` and
-``decisions_v`` show names and times in clear text. Times are UTC epoch seconds, except a decision's
+``decisions_v`` show names and times in clear text (plan documents and forecast arrays are
+zlib-compressed: read them through this class). Times are UTC epoch seconds, except a decision's
 key ``ts_ms`` (milliseconds: unique, so it is the row id and needs no index).
 """
 

@@ -153,13 +153,12 @@ class LogContext(logging.Filter):
         self.mode = mode
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "device_id"):
-            record.device_id = self.device_id
-        if not hasattr(record, "mode"):
-            record.mode = self.mode
-        record.DEVICE_ID = record.device_id
-        record.MODE = str(record.mode)
-        record.syslog_priority = _syslog_priority(record.levelno)
+        fields = vars(record)
+        device_id = fields.setdefault("device_id", self.device_id)
+        mode = fields.setdefault("mode", self.mode)
+        fields["DEVICE_ID"] = str(device_id)
+        fields["MODE"] = str(mode)
+        fields["syslog_priority"] = _syslog_priority(record.levelno)
         return True
 
 

@@ -367,3 +367,16 @@ def test_decisions_at_the_same_instant_are_all_kept(store: Store):
     store.flush()
     got = store.decisions(T0, T0 + timedelta(seconds=1))
     assert [d.reason for d in got] == ["tick", "manual override", "tick"]
+
+
+def test_benchmark_prints_bytes_per_simulated_day(capsys: pytest.CaptureFixture[str]):
+    import importlib.util
+
+    path = REPO / "tests" / "benchmarks" / "bench_store.py"
+    spec = importlib.util.spec_from_file_location("bench_store", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--days", "1"]) == 0
+    assert "bytes per simulated day" in capsys.readouterr().out
