@@ -234,6 +234,7 @@ class Store:
         self.aggregate_retention_days = aggregate_retention_days
         self.max_pending = max_pending
         self.dropped = 0  # records dropped because the buffer was full (flushes kept failing)
+        self._dropped_reported = 0
         self._buf_lock = threading.Lock()
         self._db_lock = threading.Lock()
         self._readings: list[tuple[int, str, float | None]] = []
@@ -396,7 +397,7 @@ class Store:
         over = len(self._readings) + len(self._decisions) - self.max_pending
         if over <= 0:
             return
-        if self.dropped == 0:
+        if self.dropped == self._dropped_reported:
             log.error("History buffer is full (%d records): dropping the oldest until %s can be written.",
                       self.max_pending, self.path)
         k = min(over, len(self._readings))
@@ -445,6 +446,10 @@ class Store:
                         self._conn.execute("ROLLBACK")
                     raise
                 self._labels.update(new_labels)
+            if self.dropped > self._dropped_reported:
+                log.warning("History is written again; %d records were dropped while it could not be.",
+                            self.dropped - self._dropped_reported)
+                self._dropped_reported = self.dropped
         except sqlite3.Error as exc:
             with self._buf_lock:
                 self._readings[:0] = readings

@@ -191,3 +191,17 @@ def test_real_adjtimex_read_gives_a_plausible_answer():
         pytest.skip("adjtimex is not available here")
     assert 0 <= tx.state <= TIME_ERROR
     assert tx.maxerror_us >= 0
+
+
+async def test_virtual_auto_advance_lets_thread_work_finish_within_the_threshold():
+    clock = VirtualClock(T0, auto_advance=True, autojump_threshold_s=0.001)
+    seen: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(3):
+            await asyncio.to_thread(sum, range(10))
+            await clock.sleep(30)
+            seen.append(clock.monotonic())
+
+    await asyncio.wait_for(worker(), timeout=30)
+    assert seen == [30.0, 60.0, 90.0]

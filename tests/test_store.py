@@ -264,7 +264,8 @@ def test_failed_flush_keeps_records_for_the_next_one(store: Store):
     assert len(store.readings(T0, T0 + timedelta(minutes=1))) == 1
 
 
-def test_full_buffer_drops_the_oldest_readings(tmp_path: Path):
+def test_full_buffer_drops_the_oldest_readings_and_says_so_once(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture):
     with Store(tmp_path / "h.db", max_pending=10) as s:
         for i in range(15):
             s.add_reading(T0 + timedelta(seconds=i), "a", float(i))
@@ -272,6 +273,9 @@ def test_full_buffer_drops_the_oldest_readings(tmp_path: Path):
         assert s.dropped == 5
         s.flush()
         assert s.readings(T0, T0 + timedelta(minutes=1))[0].value == 5.0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("History buffer is full" in m for m in messages) == 1
+    assert any("5 records were dropped" in m for m in messages)
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path):
