@@ -120,6 +120,10 @@ class StoreError(Exception):
     """The history database cannot be opened or written; the message says which file and why."""
 
 
+class CorruptStoreError(StoreError):
+    """The file is not a usable SQLite database (``Store.open(recover=True)`` sets it aside)."""
+
+
 # ------------------------------------------------------------------------------------------------
 # Records returned by queries
 # ------------------------------------------------------------------------------------------------
@@ -247,24 +251,43 @@ class Store:
         self._conn = self._connect()
 
     @classmethod
-    def open(cls, state_dir: Path, config: DaemonConfig | None = None) -> Store:
-        """The store at ``<state_dir>/history.db`` with the config's retention (creating the dir)."""
+    def open(cls, state_dir: Path, config: DaemonConfig | None = None, *, recover: bool = False,
+             now: datetime | None = None) -> Store:
+        """The store at ``<state_dir>/history.db`` with the config's retention (creating the dir).
+
+        ``recover=True``: a corrupt file is renamed ``history.db.corrupt-<UTC time>`` (with its WAL)
+        and a new one started, so a damaged SD card sector costs the history, not the heating.
+        """
         state_dir = Path(state_dir)
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{state_dir}: cannot create the state directory: {exc.strerror} "
                              "(check [daemon] state_dir and its permissions)") from exc
-        if config is None:
-            return cls(state_dir / FILENAME)
-        return cls(state_dir / FILENAME, raw_retention_days=config.raw_retention_days,
-                   aggregate_retention_days=config.aggregate_retention_days)
+        kwargs: dict[str, Any] = {}
+        if config is not None:
+            kwargs = {"raw_retention_days": config.raw_retention_days,
+                      "aggregate_retention_days": config.aggregate_retention_days}
+        path = state_dir / FILENAME
+        try:
+            return cls(path, **kwargs)
+        except CorruptStoreError as exc:
+            if not recover:
+                raise
+            stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(f"{path}{suffix}")
+                if p.exists():
+                    p.rename(f"{path}.corrupt-{stamp}{suffix}")
+            log.error("%s Set it aside as %s.corrupt-%s and started a new history.", exc, path.name, stamp)
+            return cls(path, **kwargs)
 
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the history database: {exc}") from exc
+            raise StoreError(f"{self.path}: cannot open the history database: {exc} (the state directory "
+                             "must exist and be writable by the user atsd runs as)") from exc
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -285,10 +308,14 @@ class Store:
             for series, h in conn.execute("SELECT series, hash FROM forecasts WHERE id IN "
                                           "(SELECT max(id) FROM forecasts GROUP BY series)"):
                 self._last_forecast_hash[series] = h
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise StoreError(f"{self.path}: cannot open the history database: {exc} (the state directory "
+                             "must exist and be writable by the user atsd runs as)") from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{self.path}: not a usable history database ({exc}); "
-                             "move it away and atsd starts a new one") from exc
+            raise CorruptStoreError(f"{self.path}: not a usable history database ({exc}); "
+                                    "move it away and atsd starts a new one") from exc
         except StoreError:
             conn.close()
             raise
@@ -764,5 +791,6 @@ def _forecast_record(row: tuple[Any, ...]) -> ForecastRecord:
                           json.loads(prov))
 
 
-__all__ = ["AGGREGATE_STEP_S", "FILENAME", "Aggregate", "DecisionRecord", "ForecastRecord", "PlanRecord",
-           "Reading", "RetentionResult", "SeriesTotals", "Store", "StoreError", "Totals"]
+__all__ = ["AGGREGATE_STEP_S", "FILENAME", "Aggregate", "CorruptStoreError", "DecisionRecord",
+           "ForecastRecord", "PlanRecord", "Reading", "RetentionResult", "SeriesTotals", "Store",
+           "StoreError", "Totals"]

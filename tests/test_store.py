@@ -17,7 +17,7 @@ import pytest
 
 from atsd.config import DaemonConfig
 from atsd.core.timegrid import iso_z
-from atsd.store import AGGREGATE_STEP_S, Store, StoreError
+from atsd.store import AGGREGATE_STEP_S, CorruptStoreError, Store, StoreError
 
 T0 = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
@@ -290,8 +290,20 @@ def test_a_newer_schema_is_refused(tmp_path: Path):
 def test_a_garbage_file_is_refused_with_advice(tmp_path: Path):
     path = tmp_path / "h.db"
     path.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(StoreError, match="move it away"):
+    with pytest.raises(CorruptStoreError, match="move it away"):
         Store(path)
+
+
+def test_open_with_recover_sets_a_corrupt_file_aside(tmp_path: Path):
+    (tmp_path / "history.db").write_bytes(b"not a database at all" * 100)
+    with Store.open(tmp_path, recover=True, now=T0) as s:
+        s.add_reading(T0, "a", 1.0)
+    assert (tmp_path / "history.db.corrupt-20260115T000000Z").read_bytes().startswith(b"not a database")
+
+
+def test_an_unwritable_place_says_so(tmp_path: Path):
+    with pytest.raises(StoreError, match="must exist and be writable"):
+        Store(tmp_path / "missing-dir" / "history.db")
 
 
 _WRITER = """
