@@ -91,7 +91,8 @@ def allowed_modes(cfg: Config) -> tuple[Mode, ...]:
         names = set(a.values)
     else:
         names = {m.value for m in ALL_MODES}
-    self_reverting = a.kind in ("none", "simulated") or (a.kind == "mqtt" and (a.preset or "generic") in SELF_REVERTING_PRESETS)
+    preset = a.preset or "generic"
+    self_reverting = a.kind in ("none", "simulated") or (a.kind == "mqtt" and preset in SELF_REVERTING_PRESETS)
     if not (self_reverting or a.allow_unbounded_block):
         names.discard("OFF")
     names.add("NORMAL")
