@@ -16,7 +16,7 @@ from atsd.core.modes import Mode
 from atsd.core.plan import Decision, Plan, PlanProblem, baseline_trajectory, make_plan
 from atsd.core.planner import available
 from atsd.core.timegrid import floor_time, iso_z
-from atsd.csvdata import DEMO_LABEL, demo_forecast
+from atsd.csvdata import demo_forecast
 from atsd.messages import DemandResponseEvent
 from atsd.planning import plan_forecast
 from atsd.web.source import (
@@ -91,7 +91,8 @@ class DemoStatusSource:
             now=self.now, mode=mode, reason=reason, mode_since=self._decisions[0]["at"] if self._decisions else None,
             by=by, indoor_c=self._indoor_c, outdoor_c=round(slot.outdoor_c, 1) if slot else None, reading_at=self.now,
             today=self._today(), sources=sources, decisions=list(self._decisions),
-            alerts=[Alert(level="info", message=f"Demo mode, simulated house: {DEMO_LABEL}", since=self.started_at)],
+            alerts=[Alert(level="info", message="Demo mode: a simulated house on bundled real prices and weather",
+                          since=self.started_at)],
             measured={"days": PAST_HOURS / 24, "days_needed": MEASURED_DAYS_NEEDED, "predicted_energy_kwh": None,
                       "measured_energy_kwh": None, "predicted_mean_temp_c": None, "measured_mean_temp_c": None,
                       "savings_eur": None, "note": "collecting history: the demo house is simulated"},

@@ -155,8 +155,11 @@ def cheap_green_windows(cfg: Config, forecast: Forecast) -> Windows:
     price = house.tariff(cfg).price_eur_per_kwh(g, np.nan_to_num(spot, nan=0.0)) if g.n else np.zeros(0)
     price = np.where(np.isfinite(spot), price, np.nan)
     known = np.isfinite(price)
-    cheap_max = float(np.quantile(price[known], q)) if known.any() else None
-    cheap = known & (price <= (cheap_max if cheap_max is not None else -np.inf))
+    cheap = np.zeros(g.n, dtype=bool)
+    cheap_max: float | None = None
+    if known.any():
+        cheap_max = float(np.quantile(price[known], q))
+        cheap = known & (price <= cheap_max)
     co2 = forecast.series.get(CO2)
     co2_known = np.isfinite(co2) if co2 is not None else np.zeros(g.n, dtype=bool)
     if co2 is not None and co2_known.any():

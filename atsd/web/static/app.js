@@ -34,7 +34,14 @@
       return new Intl.DateTimeFormat("en-GB", o).format(new Date(iso));
     }
   }
-  const fmtDay = (iso) => fmt(iso, { weekday: "short" });
+  // The weekday only when the time is not on the day the page shows ("now" of the last data).
+  const dayKey = (iso) => fmt(iso, { year: "numeric", month: "2-digit", day: "2-digit", hour: undefined, minute: undefined });
+  const fmtDay = (iso) => (lastData && dayKey(iso) === dayKey(lastData.status.now) ? fmt(iso) : fmt(iso, { weekday: "short" }));
+  // Reasons start with the mode ("OFF: 27 c/kWh ..."); next to a mode badge the prefix is noise.
+  const plainReason = (text) => {
+    const t = (text || "").replace(/^(OFF|ECO|NORMAL|BOOST):\s*/, "");
+    return t.charAt(0).toUpperCase() + t.slice(1);
+  };
   const temp = (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + " °C");
   const eur = (v) => (v === null || v === undefined ? "–" : (v < 0 ? "−" : "") + "€" + Math.abs(v).toFixed(2));
 
@@ -57,9 +64,9 @@
     setMode($("mode"), st.mode);
     $("mode").dataset.mode = st.mode;
     $("mode-since").textContent = st.mode_since ? "since " + fmtDay(st.mode_since) + (st.by && st.by !== "plan" ? " · " + st.by : "") : "";
-    $("reason").textContent = st.reason;
+    $("reason").textContent = plainReason(st.reason);
     const nxt = st.plan && st.plan.next_changes && st.plan.next_changes[0];
-    $("next").textContent = nxt ? "Next: " + nxt.mode + " at " + fmtDay(nxt.start) + " (" + nxt.reason + ")" : "";
+    $("next").textContent = nxt ? "Next: " + nxt.mode + " at " + fmtDay(nxt.start) + ": " + plainReason(nxt.reason) : "";
     $("indoor").textContent = temp(st.indoor_c);
     $("outdoor").textContent = temp(st.outdoor_c);
     const cf = st.device.comfort;
@@ -124,7 +131,7 @@
       const li = el("li");
       li.appendChild(el("time", null, fmtDay(d.at)));
       li.appendChild(el("span", "tag m-" + d.mode, d.mode));
-      li.appendChild(el("span", null, d.reason + (d.by && d.by !== "plan" ? " (" + d.by + ")" : "")));
+      li.appendChild(el("span", null, plainReason(d.reason) + (d.by && d.by !== "plan" ? " (" + d.by + ")" : "")));
       ol.appendChild(li);
     }
   }
@@ -153,11 +160,9 @@
   function drawChart(c) {
     const svg = $("chart");
     svg.replaceChildren();
-    const W = Math.max(300, Math.round($("chart-box").getBoundingClientRect().width || 720));
+    const W = Math.max(300, Math.round($("chart-box").clientWidth || 720));
     const L = 34, R = W - 6;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    svg.setAttribute("width", W);
-    svg.setAttribute("height", H);
     const t0 = Date.parse(c.from), t1 = Date.parse(c.to), now = Date.parse(c.now);
     const step = c.slot_minutes * 60000;
     const X = (t) => L + ((t - t0) / (t1 - t0)) * (R - L);
@@ -242,6 +247,19 @@
       sv("line", { x1: X(now), x2: X(now), y1: P0 - 4, y2: T1 + 4, class: "now" }, svg);
       sv("text", { x: X(now) + 3, y: T1 + 28 }, svg).textContent = "now";
     }
+    const byT = new Map(fut.map((r) => [Date.parse(r.t), r]));
+    for (const r of past) if (!byT.has(Date.parse(r.t))) byT.set(Date.parse(r.t), r);
+    svg.onpointermove = svg.onpointerdown = (ev) => {
+      const box = svg.getBoundingClientRect();
+      const t = t0 + ((ev.clientX - box.left) * (W / box.width) - L) / (R - L) * (t1 - t0);
+      const key = Math.floor((t - t0) / step) * step + t0;
+      const r = byT.get(key);
+      if (!r) return;
+      const iso = new Date(key).toISOString();
+      const price = r.price === null || r.price === undefined ? "–" : (r.price * 100).toFixed(1) + " c/kWh";
+      const kind = key < now ? "measured " : "predicted ";
+      $("chart-info").textContent = fmt(iso, { weekday: "short" }) + " · " + (r.mode || "–") + " · " + price + " · " + kind + temp(r.temp);
+    };
     svg.setAttribute("aria-label", "Chart: " + slots.length + " slots of price and mode, indoor temperature " +
       lo + "–" + hi + " °C");
   }
