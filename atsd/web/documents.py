@@ -162,15 +162,16 @@ def cheap_green_windows(cfg: Config, forecast: Forecast) -> Windows:
         cheap = known & (price <= cheap_max)
     co2 = forecast.series.get(CO2)
     co2_known = np.isfinite(co2) if co2 is not None else np.zeros(g.n, dtype=bool)
+    green_max: float | None = None
     if co2 is not None and co2_known.any():
-        green_max: float | None = float(np.quantile(co2[co2_known], q))
-        green = co2_known & (co2 <= green_max)
+        green_max_g = float(np.quantile(co2[co2_known], q))
+        green_max = green_max_g
+        green = co2_known & (co2 <= green_max_g)
         both = cheap & green
         kind = "cheap-and-green"
         note = (f"slots whose paid price and CO2 intensity are both in the lowest {q:.0%} of the horizon")
         flags_green: list[bool | None] = [bool(green[i]) if co2_known[i] else None for i in range(g.n)]
     else:
-        green_max = None
         both = cheap
         kind = "cheap-only"
         note = (f"no CO2 intensity is available: slots whose paid price is in the lowest {q:.0%} of the "
