@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from atsd.web import DemoStatusSource, create_app
+from atsd.web import DemoStatusSource, start
 from atsd.web.app import bound_port
 from tests.web.conftest import NOW, make_cfg
 
@@ -46,10 +45,7 @@ def shots() -> Path:
 @pytest.fixture
 async def page_url() -> AsyncIterator[str]:
     cfg = make_cfg()
-    runner = web.AppRunner(create_app(cfg, DemoStatusSource(cfg, NOW)), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await start(cfg, DemoStatusSource(cfg, NOW), bind="127.0.0.1", port=0)  # as the daemon serves it
     yield f"http://127.0.0.1:{bound_port(runner)}/"
     await runner.cleanup()
 

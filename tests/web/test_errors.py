@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from atsd.web import DemoStatusSource
+from atsd.web import DemoStatusSource, StatusSource
 from tests.web.conftest import AUTH, NOW, TOKEN, make_cfg, open_client
 
 WRITES = ("/api/override", "/api/demand-response", "/grid/demand-response")
@@ -36,6 +36,24 @@ async def test_bodies_over_the_limit_get_413(source: DemoStatusSource, path: str
         assert "limit is 1024" in (await r.json())["error"]
     finally:
         await client.close()
+
+
+async def test_a_chunked_body_over_the_limit_gets_413_too(source: DemoStatusSource) -> None:
+    client = await open_client(make_cfg(max_body_bytes=1024), source)
+
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b" " * 500
+
+    try:
+        r = await client.post("/api/override", data=chunks(), headers=AUTH)
+        assert r.status == 413 and "1024" in (await r.json())["error"]
+    finally:
+        await client.close()
+
+
+def test_the_demo_source_implements_the_protocol(source: DemoStatusSource) -> None:
+    assert isinstance(source, StatusSource)
 
 
 async def test_unknown_paths_and_methods_get_json_404_and_405(client: TestClient) -> None:

@@ -92,3 +92,16 @@ def test_random_json_bodies_never_get_a_5xx(served: Any, path: str, body: Any) -
 def test_random_bytes_never_get_a_5xx(served: Any, path: str, data: bytes) -> None:
     status, doc = post(served, path, data)
     assert status < 500, (status, doc)
+
+
+@FUZZ
+@given(query=st.dictionaries(st.sampled_from(("from", "to", "x")), st.one_of(times, st.text(max_size=30)), max_size=3))
+def test_random_history_queries_never_get_a_5xx(served: Any, query: dict[str, str]) -> None:
+    loop, client = served
+
+    async def go() -> int:
+        r = await client.get("/api/history", params=query)
+        await r.read()
+        return r.status
+
+    assert loop.run_until_complete(go()) < 500
