@@ -132,6 +132,7 @@ class DemoStatusSource:
             status = "partial"
             note = f"OFF is limited to {max_off.total_seconds() / 60:g} min a block: OFF until {iso_z(until)}"
         self._override = OverrideState(mode=mode, until=until, reason=reason)
+        self._decisions.insert(0, DecisionRow(at=self.now, mode=mode, reason=f"manual override: {reason}", by="override"))
         return CommandResult(status=status, reason=note, mode=mode, start=self.now, end=until)
 
     async def demand_response(self, event: DemandResponseEvent) -> CommandResult:

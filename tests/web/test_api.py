@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -261,3 +262,15 @@ async def test_each_app_has_its_own_metrics_registry(source: DemoStatusSource, c
     await client.get("/api/status")
     text = await (await client.get("/metrics")).text()
     assert 'atsd_http_requests_total{method="GET",route="/api/status",status="200"} 1.0' in text
+
+
+async def test_the_page_data_endpoint_matches_what_the_page_inlines(client: TestClient) -> None:
+    doc = await (await client.get("/api/chart")).json()
+    assert set(doc) == {"status", "chart"}
+    chart = doc["chart"]
+    assert len(chart["past"]) == 48 and len(chart["future"]) == 192
+    assert chart["now"] == iso_z(NOW) and chart["from"] == iso_z(NOW - timedelta(hours=12))
+    assert {"t", "mode", "price", "temp", "start_temp", "min", "max"} <= set(chart["future"][0])
+    html = await (await client.get("/")).text()
+    inline = html.split('<script id="initial" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(inline) == {"private": False, "data": doc}

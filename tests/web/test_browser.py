@@ -87,3 +87,14 @@ async def test_page_renders_the_chart_and_current_mode_in_a_real_browser(chromiu
         await headless(chromium, tmp_path / f"profile-{name}", page_url, f"--screenshot={shot}",
                        "--window-size=412,915", *extra)
         assert (await asyncio.to_thread(shot.stat)).st_size > 10_000, name
+
+
+async def test_private_page_asks_for_the_token_and_shows_no_house_data(chromium: str, tmp_path: Path) -> None:
+    cfg = make_cfg(private=True)
+    runner = await start(cfg, DemoStatusSource(cfg, NOW), bind="127.0.0.1", port=0)
+    try:
+        dom = await headless(chromium, tmp_path / "profile", f"http://127.0.0.1:{bound_port(runner)}/", "--dump-dom")
+    finally:
+        await runner.cleanup()
+    assert '<section id="login" class="card">' in dom  # no longer hidden
+    assert 'data-slots=' not in dom and "c/kWh is in the" not in dom
