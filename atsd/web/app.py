@@ -19,6 +19,8 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import Counter
 
 from atsd.config import Config, read_secret
 from atsd.web.bodies import InputError
@@ -99,7 +101,10 @@ def check_token(request: web.Request, level: str) -> None:
         raise ApiError(401, "wrong token", challenge)
 
 
-def make_guard(counter: Any) -> Any:
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def make_guard(counter: Counter) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Token check, JSON errors for every 4xx, 503 (never a traceback) for faults, request counts."""
@@ -131,7 +136,8 @@ def make_guard(counter: Any) -> Any:
             return error_response(503, "internal error: atsd could not answer this request; the details "
                                        "are in its log")
         finally:
-            counter.labels(label, request.method, str(status)).inc()
+            method = request.method if request.method in METHODS else "other"  # labels stay a bounded set
+            counter.labels(label, method, str(status)).inc()
 
     return guard
 

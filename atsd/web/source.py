@@ -161,6 +161,7 @@ class StatusSource(Protocol):
       report, cost and baseline cover the plan's whole horizon. Raise ``ValueError`` with a message
       when the schedule cannot be evaluated (the API answers 400). Used by comfort-risk and the
       legacy daily plan (an all-NORMAL schedule gives the baseline per slot).
+      :func:`atsd.web.demo.evaluate_schedule` does it from the plan and its problem; run it in a thread.
     - ``override(mode, until, reason)``: hold ``mode`` until ``until`` through the supervisor; ``mode``
       None cancels any override. Returns accepted, partial (e.g. a shorter OFF) or refused, and why.
     - ``demand_response(event)``: the same for a demand-response event (re-plan with the event as a
