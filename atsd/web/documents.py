@@ -21,7 +21,7 @@ from atsd.core import house
 from atsd.core.comfort import comfort_band
 from atsd.core.forecast import CO2, PRICE, Forecast
 from atsd.core.plan import Plan, Slot
-from atsd.core.timegrid import iso_z
+from atsd.core.timegrid import floor_time, iso_z
 from atsd.web.source import Snapshot
 
 FORECAST_HOURS = 48
@@ -219,24 +219,47 @@ def price_carbon_doc(cfg: Config, forecast: Forecast, snap: Snapshot) -> dict[st
             "grid_stress_level": snap.get("grid_stress") or "unknown", "windows": w.as_json()}
 
 
+def slot_history(rows: list[Mapping[str, Any]], step_s: int) -> list[dict[str, Any]]:
+    """History on the slot grid, however often the daemon recorded: means of the temperatures and
+    prices in each slot and the last mode, so the page draws one bar per slot."""
+    buckets: dict[datetime, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        buckets.setdefault(floor_time(r["time"], step_s), []).append(r)
+
+    def mean(items: list[Mapping[str, Any]], key: str, nd: int) -> float | None:
+        vals = [float(x[key]) for x in items if x.get(key) is not None and math.isfinite(float(x[key]))]
+        return round(sum(vals) / len(vals), nd) if vals else None
+
+    out = []
+    for t in sorted(buckets):
+        items = buckets[t]
+        modes = [x["mode"] for x in items if x.get("mode") is not None]
+        out.append({"t": t, "mode": modes[-1] if modes else None, "price": mean(items, "price_eur_per_kwh", 4),
+                    "temp": mean(items, "indoor_c", 2), "out": mean(items, "outdoor_c", 1)})
+    return out
+
+
 def chart_doc(plan: Plan | None, history: list[Mapping[str, Any]], snap: Snapshot,
               cfg: Config, past_hours: int) -> dict[str, Any]:
-    """``GET /api/chart``, what the page draws: measured past slots from history, the plan ahead."""
+    """``GET /api/chart``, what the page draws: measured slots from history up to now, the plan's
+    slots (its predicted temperature also over the past hours, to compare with the measured)."""
     now = snap["now"]
+    start = now - timedelta(hours=past_hours)
+    step_s = plan.grid.step_s if plan else cfg.planner.slot_minutes * 60
     future = []
     if plan is not None:
         band = comfort_band(plan.grid, cfg.comfort, cfg.device.tz)
         for i, s in enumerate(plan.slots):
+            if s.start + timedelta(seconds=step_s) <= start:
+                continue
             future.append({"t": s.start, "mode": s.mode, "price": round(s.price_eur_per_kwh, 4),
                            "temp": round(s.expected_indoor_c, 2), "start_temp": round(s.start_indoor_c, 2),
                            "out": round(s.outdoor_c, 1), "est": s.price_estimated,
                            "min": float(band.min_c[i]), "max": float(band.max_c[i])})
-    past = [{"t": r["time"], "mode": r.get("mode"), "price": r.get("price_eur_per_kwh"), "temp": r.get("indoor_c"),
-             "out": r.get("outdoor_c")} for r in history]
-    return {"now": now, "from": now - timedelta(hours=past_hours),
+    return {"now": now, "from": start,
             "to": plan.grid.end if plan else now + timedelta(hours=FORECAST_HOURS - past_hours),
-            "slot_minutes": plan.grid.step_s // 60 if plan else cfg.planner.slot_minutes,
+            "slot_minutes": step_s // 60,
             "comfort": {"min_c": plan.min_c if plan else cfg.comfort.min_c,
                         "target_c": cfg.comfort.target_c,
                         "max_c": plan.max_c if plan else cfg.comfort.max_c},
-            "past": past, "future": future}
+            "past": slot_history([r for r in history if start <= r["time"] < now], step_s), "future": future}

@@ -11,7 +11,8 @@ from atsd.config import Config
 from atsd.core.forecast import CO2, PRICE, TEMP, Forecast
 from atsd.core.modes import Mode
 from atsd.core.timegrid import Grid
-from atsd.web.documents import cheap_green_windows, dumps, plain
+from atsd.web import DemoStatusSource
+from atsd.web.documents import chart_doc, cheap_green_windows, dumps, plain, slot_history
 
 T0 = datetime(2026, 1, 20, 0, 0, tzinfo=UTC)
 
@@ -55,3 +56,25 @@ def test_unknown_prices_are_never_cheap() -> None:
     w = cheap_green_windows(Config(), forecast([10, math.nan, 10, 200, 200, 200], None))
     assert w.flags_cheap[1] is False
     assert len(w.items) == 2
+
+
+def test_history_recorded_every_tick_is_drawn_one_slot_at_a_time() -> None:
+    rows = [{"time": T0 + timedelta(seconds=30 * i), "mode": Mode.ECO if i < 40 else Mode.OFF,
+             "indoor_c": 21.0 + (i % 2) * 0.2, "price_eur_per_kwh": 0.1} for i in range(60)]  # 30 min of ticks
+    slots = slot_history(rows, 900)
+    assert [s["t"] for s in slots] == [T0, T0 + timedelta(minutes=15)]
+    assert slots[0]["temp"] == 21.1 and slots[0]["mode"] is Mode.ECO and slots[1]["mode"] is Mode.OFF
+    assert slots[1]["price"] == 0.1 and slots[1]["out"] is None
+
+
+def test_chart_of_a_plan_made_hours_ago_keeps_its_prediction_for_the_past() -> None:
+    cfg = Config()
+    src = DemoStatusSource(cfg, T0)
+    plan = src.plan()
+    assert plan is not None
+    later = T0 + timedelta(hours=3)
+    snap = {**src.snapshot(), "now": later}
+    hist = [{"time": T0 + timedelta(minutes=15 * i), "indoor_c": 21.0} for i in range(12)]
+    doc = chart_doc(plan, hist, snap, cfg, 12)  # type: ignore[arg-type]
+    assert doc["future"][0]["t"] == T0 and len(doc["future"]) == len(plan.slots)
+    assert len(doc["past"]) == 12 and all(p["t"] < later for p in doc["past"])

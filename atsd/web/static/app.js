@@ -166,10 +166,13 @@
     const t0 = Date.parse(c.from), t1 = Date.parse(c.to), now = Date.parse(c.now);
     const step = c.slot_minutes * 60000;
     const X = (t) => L + ((t - t0) / (t1 - t0)) * (R - L);
-    const past = c.past.filter((r) => Date.parse(r.t) >= t0 && Date.parse(r.t) < now);
-    const fut = c.future;
+    // Bars and the mode band: what happened up to the current slot, the plan from it on.
+    const fut = c.future.filter((r) => Date.parse(r.t) >= t0);
+    const ahead = fut.filter((r) => Date.parse(r.t) + step > now);
+    const aheadStart = ahead.length ? Date.parse(ahead[0].t) : now;
+    const past = c.past.filter((r) => Date.parse(r.t) >= t0 && Date.parse(r.t) < aheadStart);
     const slots = past.map((r) => ({ t: Date.parse(r.t), mode: r.mode, price: r.price, past: true }))
-      .concat(fut.map((r) => ({ t: Date.parse(r.t), mode: r.mode, price: r.price, est: r.est, past: false })));
+      .concat(ahead.map((r) => ({ t: Date.parse(r.t), mode: r.mode, price: r.price, est: r.est, past: false })));
     svg.dataset.slots = String(slots.length);
 
     // price panel
@@ -247,8 +250,8 @@
       sv("line", { x1: X(now), x2: X(now), y1: P0 - 4, y2: T1 + 4, class: "now" }, svg);
       sv("text", { x: X(now) + 3, y: T1 + 28 }, svg).textContent = "now";
     }
-    const byT = new Map(fut.map((r) => [Date.parse(r.t), r]));
-    for (const r of past) if (!byT.has(Date.parse(r.t))) byT.set(Date.parse(r.t), r);
+    const byT = new Map(past.map((r) => [Date.parse(r.t), r]));
+    for (const r of ahead) byT.set(Date.parse(r.t), r);
     svg.onpointermove = svg.onpointerdown = (ev) => {
       const box = svg.getBoundingClientRect();
       const t = t0 + ((ev.clientX - box.left) * (W / box.width) - L) / (R - L) * (t1 - t0);
