@@ -37,6 +37,7 @@ def chromium() -> str:
 
 @pytest.fixture
 def shots() -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     for name in ("status-light.png", "status-dark.png"):
         (SHOTS / name).unlink(missing_ok=True)
     return SHOTS
