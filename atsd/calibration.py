@@ -1,0 +1,297 @@
+"""The shell around :mod:`atsd.core.calibrate`: read history, store fitted parameters, decide replacements.
+
+History comes from a CSV (``time_utc,indoor_c,outdoor_c[,ghi_w_m2][,heat_w][,elec_w][,mode]``, see
+``docs/calibration.md``) or from the daemon's SQLite history. A fit the user applies (``atsd calibrate
+--apply``) or the daemon's weekly re-fit accepts is written atomically to
+``<state_dir>/calibration.json``; the planner reads it back through :func:`load_overrides`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atsd.config import Config
+from atsd.core.calibrate import Calibration, CalibrationRefused, History, Limits, fit, score
+from atsd.core.modes import Mode
+from atsd.core.thermal import J_PER_KWH, HeatPump
+from atsd.core.timegrid import Grid, from_epoch_s, iso_z, resample_step
+from atsd.csvdata import DataError, read_csv
+
+log = logging.getLogger(__name__)
+
+FILENAME = "calibration.json"
+FORMAT_VERSION = 1
+RMSE_TOLERANCE = 1e-3
+OVERRIDE_KEYS = ("ua_w_per_k", "capacitance_kwh_per_k", "solar_aperture_m2")
+
+
+# -- reading history ----------------------------------------------------------------------------
+
+
+def history_from_csv(path: Path | str, step_s: int | None = None,
+                     heat_pump: HeatPump | None = None, design_heat_w: float | None = None) -> tuple[History, Grid, list[str]]:
+    """Read the calibration CSV onto a regular UTC grid; returns the history, its grid and notes.
+
+    ``indoor_c`` and ``outdoor_c`` are readings at ``time_utc``; ``ghi_w_m2``, ``heat_w`` (thermal W
+    into the house) and ``elec_w`` (the heat pump's electric W) are means over the row's period.
+    ``mode`` is OFF/ECO/NORMAL/BOOST (or its rank 0..3). Without ``heat_w``, ``elec_w`` times the
+    configured COP model (``heat_pump``) gives the heat; with neither, the fit is relay-only.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror}") from exc
+    text = _modes_to_ranks(name, text)
+    series = read_csv(name, ("indoor_c", "outdoor_c"), text)
+    src_step = series.step_s
+    step = step_s or min(max(src_step, 300), 3600)
+    e0 = int(series.epoch_s[0])
+    start = e0 - e0 % step
+    n = int(-(-(int(series.epoch_s[-1]) + src_step - start) // step))
+    grid = Grid(from_epoch_s(start), step, n)
+    v = series.values
+    notes: list[str] = []
+    indoor = _readings_at_boundaries(series.epoch_s, v["indoor_c"], grid, src_step)
+    outdoor = resample_step(series.epoch_s, v["outdoor_c"], src_step, grid)
+    ghi = resample_step(series.epoch_s, v["ghi_w_m2"], src_step, grid) if "ghi_w_m2" in v else None
+    heat = resample_step(series.epoch_s, v["heat_w"], src_step, grid) if "heat_w" in v else None
+    if (heat is None or not np.isfinite(heat).any()) and "elec_w" in v:
+        if heat_pump is None or design_heat_w is None:
+            raise DataError(f"{name}: elec_w needs the heat pump's COP model (a config)")
+        elec = resample_step(series.epoch_s, v["elec_w"], src_step, grid)
+        heat = heat_from_electric(heat_pump, design_heat_w, outdoor, indoor, elec)
+        notes.append("heat = elec_w × the configured COP model (an estimate: UA and C inherit its error)")
+    ranks = None
+    if "mode" in v:
+        raw = resample_step(series.epoch_s, v["mode"], src_step, grid)
+        ranks = np.where(np.isfinite(raw) & (np.abs(raw - np.round(raw)) < 1e-9), np.nan_to_num(raw), -1).astype(int)
+    return History(step, indoor, outdoor, ghi, heat, ranks), grid, notes
+
+
+def _modes_to_ranks(name: str, text: str) -> str:
+    """The CSV reader takes numbers only: turn a ``mode`` column of names into ranks."""
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or "mode" not in [h.strip() for h in rows[0]]:
+        return text
+    col = [h.strip() for h in rows[0]].index("mode")
+    for ln, row in enumerate(rows[1:], start=2):
+        if col < len(row):
+            cell = row[col].strip()
+            if cell and not cell.lstrip("-").isdigit():
+                try:
+                    row[col] = str(Mode.parse(cell).rank)
+                except ValueError as exc:
+                    raise DataError(f"{name}: line {ln}: column mode: {exc}") from None
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _readings_at_boundaries(epoch_s: np.ndarray, values: np.ndarray, grid: Grid, src_step: int) -> np.ndarray:
+    """Readings interpolated to each slot start; NaN where no reading lies within one source step."""
+    ok = np.isfinite(values)
+    x = epoch_s[ok].astype(np.float64)
+    y = values[ok]
+    out = np.full(grid.n, np.nan)
+    if len(x) == 0:
+        return out
+    t = grid.epoch_s().astype(np.float64)
+    j = np.clip(np.searchsorted(x, t), 1, max(1, len(x) - 1))
+    if len(x) == 1:
+        near = np.abs(t - x[0]) < 1
+        out[near] = y[0]
+        return out
+    left, right = x[j - 1], x[j]
+    inside = (t >= x[0]) & (t <= x[-1]) & (right - left <= 1.5 * src_step)
+    out[inside] = np.interp(t[inside], x, y)
+    return out
+
+
+def heat_from_electric(hp: HeatPump, design_heat_w: float, outdoor_c: np.ndarray, indoor_c: np.ndarray,
+                       elec_w: np.ndarray) -> np.ndarray:
+    """Thermal heat from electric power with the COP model (supply temperature depends on the heat: iterate)."""
+    indoor = np.where(np.isfinite(indoor_c), indoor_c, 21.0)
+    source = hp.source_c(np.nan_to_num(outdoor_c))
+    heat = elec_w * 3.0
+    for _ in range(6):
+        supply = hp.supply_c(indoor, np.nan_to_num(heat), design_heat_w)
+        heat = elec_w * hp.cop(source, supply)
+    return np.asarray(np.where(np.isfinite(outdoor_c), heat, np.nan), dtype=np.float64)
+
+
+def history_from_db(path: Path | str, start: datetime | None, end: datetime | None,
+                    step_s: int = 900) -> tuple[History, Grid, list[str]]:
+    """History from the daemon's SQLite database (``atsd.store``) between ``start`` and ``end``.
+
+    The store module is written in parallel; until its reading API lands this boundary says so.
+    """
+    try:
+        from atsd import store  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError as exc:
+        raise DataError(f"{path}: reading history from the daemon database needs atsd.store, which this "
+                        "installation does not have yet; export a CSV instead (docs/calibration.md)") from exc
+    raise DataError(f"{path}: atsd.store has no history query for calibration yet; export a CSV instead")
+
+
+# -- storing and loading ------------------------------------------------------------------------
+
+
+def calibration_doc(cal: Calibration, grid: Grid, *, fitted_at: datetime, source: str, cfg: Config | None,
+                    notes: list[str] | None = None) -> dict[str, Any]:
+    """The JSON document of ``atsd calibrate --json`` and of ``calibration.json``."""
+    doc: dict[str, Any] = dict(cal.as_json())
+    overrides = cal.overrides()
+    all_notes = [*cal.as_json()["notes"], *(notes or [])]  # type: ignore[misc]
+    if cal.model_estimate and cfg is not None:
+        # Relay-only: the configured UA with the fitted time constant gives the capacitance the
+        # planner needs; a model estimate, said so.
+        from atsd.core import house
+
+        ua_cfg = house.building(cfg).ua_w_per_k
+        overrides = {"capacitance_kwh_per_k": cal.tau_h.value * 3600.0 * ua_cfg / J_PER_KWH}
+        all_notes.append(f"capacitance derived from the fitted time constant and the configured UA "
+                         f"({ua_cfg:.0f} W/K): a model estimate")
+    doc.update({
+        "version": FORMAT_VERSION,
+        "fitted_at": iso_z(fitted_at),
+        "source": source,
+        "history": {"start": iso_z(grid.start), "end": iso_z(grid.end), "slot_minutes": grid.step_s // 60},
+        "overrides": {k: round(v, 4) for k, v in overrides.items()},
+        "notes": all_notes,
+    })
+    return doc
+
+
+def path_in(state_dir: Path | str) -> Path:
+    return Path(state_dir) / FILENAME
+
+
+def save(state_dir: Path | str, doc: Mapping[str, Any]) -> Path:
+    """Write ``calibration.json`` atomically (temp file in the same directory, fsync, rename)."""
+    d = Path(state_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    target = path_in(d)
+    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json.tmp", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_doc(state_dir: Path | str) -> dict[str, Any] | None:
+    """The stored calibration document, or None when there is none (or it is unreadable: logged)."""
+    p = path_in(state_dir)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("Ignoring the stored calibration %s: it cannot be read (%s); planning with the configured "
+                    "building parameters.", p, exc)
+        return None
+    if not isinstance(doc, dict):
+        log.warning("Ignoring the stored calibration %s: not a JSON object.", p)
+        return None
+    return doc
+
+
+def load_overrides(state_dir: Path | str) -> dict[str, float] | None:
+    """Fitted building parameters for ``house.thermal_model(cfg, overrides)``, or None when none are stored."""
+    doc = load_doc(state_dir)
+    if doc is None:
+        return None
+    raw = doc.get("overrides")
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, float] = {}
+    for k in OVERRIDE_KEYS:
+        v = raw.get(k)
+        if isinstance(v, int | float) and math.isfinite(v) and (v > 0 or (k == "solar_aperture_m2" and v >= 0)):
+            out[k] = float(v)
+    return out or None
+
+
+def rescore(doc: Mapping[str, Any] | None, h: History, cfg: Config) -> float | None:
+    """Multi-step RMSE of a stored calibration's parameters on new history (None: cannot score)."""
+    if doc is None or h.relay_only:
+        return None
+    over = doc.get("overrides")
+    if not isinstance(over, dict):
+        return None
+    from atsd.core import house
+
+    b = house.building(cfg, {k: float(v) for k, v in over.items() if k in OVERRIDE_KEYS})
+    gains = doc.get("internal_gains_w")
+    try:
+        return score(h, b.ua_w_per_k, b.capacitance_kwh_per_k,
+                     b.solar_aperture_m2 if h.ghi_w_m2 is not None else 0.0,
+                     float(gains) if isinstance(gains, int | float) else None)
+    except CalibrationRefused:
+        return None
+
+
+def should_replace(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Keep the old parameters unless the new fit succeeded and is no worse on the same recent data.
+
+    ``old`` and ``new`` carry ``rmse_c`` measured on the same history (``old`` re-scored with
+    :func:`rescore`); a failed fit is ``None`` or has ``"refused"``. A stored fit that cannot be
+    scored (no ``rmse_c``) is replaced.
+    """
+    if new is None or new.get("refused") or not isinstance(new.get("rmse_c"), int | float):
+        return False
+    if old is None:
+        return True
+    old_rmse = old.get("rmse_c")
+    if not isinstance(old_rmse, int | float) or not math.isfinite(old_rmse):
+        return True
+    # A relative 0.1 %: refitting the same data must not flip on rounding of the stored parameters.
+    return float(new["rmse_c"]) <= float(old_rmse) * (1.0 + RMSE_TOLERANCE)
+
+
+def refit(cfg: Config, h: History, grid: Grid, *, state_dir: Path | str, now: datetime, source: str,
+          limits: Limits | None = None) -> tuple[dict[str, Any], bool, str]:
+    """Fit, compare with the stored parameters on the same data, and store the new ones if no worse.
+
+    Returns ``(document, replaced, message)``; the daemon's weekly job and ``atsd calibrate
+    --apply`` both go through here. A refusal raises :class:`CalibrationRefused` and stores nothing.
+    """
+    cal = fit(h, limits)
+    doc = calibration_doc(cal, grid, fitted_at=now, source=source, cfg=cfg)
+    old = load_doc(state_dir)
+    old_rmse = rescore(old, h, cfg)
+    if old is not None and old_rmse is None and old.get("model_estimate") == doc["model_estimate"]:
+        # Same kind of fit (e.g. two relay-only fits) that cannot be re-scored: compare as stored.
+        old_rmse = old.get("rmse_c") if isinstance(old.get("rmse_c"), int | float) else None
+    old_scored = None if old is None else {**old, "rmse_c": old_rmse}
+    new_scored = {**doc, "rmse_c": rescore(doc, h, cfg) or cal.rmse_c}  # scored the same way as the old
+    if should_replace(old_scored, new_scored):
+        save(state_dir, doc)
+        was = f" (old parameters: RMSE {old_rmse:.3f} K on the same data)" if old_rmse is not None else ""
+        return doc, True, f"stored in {path_in(state_dir)}{was}"
+    assert old_rmse is not None
+    return doc, False, (f"kept the stored parameters: they fit this history better (RMSE {old_rmse:.3f} K "
+                        f"vs {cal.rmse_c:.3f} K for the new fit)")
+
+
+__all__ = ["CalibrationRefused", "DataError", "history_from_csv", "history_from_db", "load_overrides",
+           "refit", "save", "should_replace"]
