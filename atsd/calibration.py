@@ -40,8 +40,8 @@ OVERRIDE_KEYS = ("ua_w_per_k", "capacitance_kwh_per_k", "solar_aperture_m2")
 # -- reading history ----------------------------------------------------------------------------
 
 
-def history_from_csv(path: Path | str, step_s: int | None = None,
-                     heat_pump: HeatPump | None = None, design_heat_w: float | None = None) -> tuple[History, Grid, list[str]]:
+def history_from_csv(path: Path | str, step_s: int | None = None, heat_pump: HeatPump | None = None,
+                     design_heat_w: float | None = None) -> tuple[History, Grid, list[str]]:
     """Read the calibration CSV onto a regular UTC grid; returns the history, its grid and notes.
 
     ``indoor_c`` and ``outdoor_c`` are readings at ``time_utc``; ``ghi_w_m2``, ``heat_w`` (thermal W

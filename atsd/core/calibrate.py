@@ -28,6 +28,7 @@ stores the result and decides whether a new fit replaces the old one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ TAU_MIN_H = 1.0
 TAU_MAX_H = 2000.0
 
 
-class CalibrationRefused(Exception):
+class CalibrationRefused(Exception):  # noqa: N818  (a refusal is an answer, not a fault)
     """The history cannot identify the parameters; ``reason`` says why in plain words."""
 
     def __init__(self, reason: str):
@@ -193,7 +194,7 @@ class _Layout:
 
     starts: IntArray  # first slot of each segment
     lengths: IntArray  # number of input slots of each segment
-    L: int
+    length: int
     y: FloatArray  # (S, L+1) measured indoor at the segment's boundaries (NaN: not measured)
     mask: NDArray[np.bool_]  # (S, L+1) residual used (measured, inside the segment, not the start)
     start_mask: NDArray[np.bool_]  # (S, L+1) rows that feed the start-temperature estimate
@@ -217,7 +218,7 @@ def _segments(usable: NDArray[np.bool_], seg_len: int, min_len: int) -> list[tup
         run = e - k
         pieces = max(1, round(run / seg_len))
         edges = np.linspace(k, e, pieces + 1).round().astype(int)
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             if b - a >= min_len:
                 out.append((int(a), int(b)))
         k = e
@@ -231,13 +232,13 @@ def _layout(h: History, cols: dict[str, FloatArray], usable: NDArray[np.bool_], 
     if not segs:
         raise CalibrationRefused("no stretch of complete data is long enough "
                                  f"(need {lim.min_segment_h:g} h without gaps)")
-    S = len(segs)
-    L = max(b - a for a, b in segs)
+    n_seg = len(segs)
+    length = max(b - a for a, b in segs)
     names = tuple(cols)
     p = len(names)
-    y = np.full((S, L + 1), np.nan)
-    tout = np.zeros((S, L))
-    reg = np.zeros((S, L, p))
+    y = np.full((n_seg, length + 1), np.nan)
+    tout = np.zeros((n_seg, length))
+    reg = np.zeros((n_seg, length, p))
     for s, (a, b) in enumerate(segs):
         m = b - a
         end = min(b + 1, h.n)
@@ -246,34 +247,34 @@ def _layout(h: History, cols: dict[str, FloatArray], usable: NDArray[np.bool_], 
         for j, name in enumerate(names):
             reg[s, :m, j] = cols[name][a:b]
     lengths = np.array([b - a for a, b in segs])
-    inside = np.arange(L + 1)[None, :] <= lengths[:, None]
+    inside = np.arange(length + 1)[None, :] <= lengths[:, None]
     measured = np.isfinite(y)
     start_mask = inside & measured
     mask = start_mask.copy()
     mask[:, 0] = False
-    return _Layout(np.array([a for a, _ in segs]), lengths, L, np.nan_to_num(y), mask, start_mask, tout, reg,
+    return _Layout(np.array([a for a, _ in segs]), lengths, length, np.nan_to_num(y), mask, start_mask, tout, reg,
                    names)
 
 
-def _kernel(phi: float, L: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Response matrices of one segment: ``K`` (L+1, L) maps inputs to states, ``p0`` the start.
+def _kernel(phi: float, length: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Response matrices of one segment: ``k_mat`` (L+1, L) maps inputs to states, ``p0`` the start.
 
-    ``K[k, j] = φ^(k−1−j)·(1 − φ)`` for ``j < k`` (the exact update, unrolled); also their
+    ``k_mat[k, j] = φ^(k−1−j)·(1 − φ)`` for ``j < k`` (the exact update, unrolled); also their
     derivatives with respect to φ for the Jacobian.
     """
-    k = np.arange(L + 1)[:, None]
-    j = np.arange(L)[None, :]
+    k = np.arange(length + 1)[:, None]
+    j = np.arange(length)[None, :]
     m = k - 1 - j
     causal = m >= 0
     mm = np.where(causal, m, 0).astype(np.float64)
     pw = phi ** mm
-    K = np.where(causal, pw * (1.0 - phi), 0.0)
+    k_mat = np.where(causal, pw * (1.0 - phi), 0.0)
     dpw = np.where(mm > 0, mm * phi ** np.maximum(mm - 1, 0), 0.0)
-    dK = np.where(causal, dpw * (1.0 - phi) - pw, 0.0)
-    kk = np.arange(L + 1, dtype=np.float64)
+    dk_mat = np.where(causal, dpw * (1.0 - phi) - pw, 0.0)
+    kk = np.arange(length + 1, dtype=np.float64)
     p0 = phi ** kk
     dp0 = np.where(kk > 0, kk * phi ** np.maximum(kk - 1, 0), 0.0)
-    return K, p0, dK, dp0
+    return k_mat, p0, dk_mat, dp0
 
 
 def _project(lay: _Layout, p0: FloatArray, v: FloatArray) -> FloatArray:
@@ -303,19 +304,19 @@ class _Solve:
 def _solve(lay: _Layout, tau_s: float, step_s: int, fixed: FloatArray | None = None) -> _Solve:
     """Best linear coefficients (or the ``fixed`` ones) and start temperatures for this τ."""
     phi = math.exp(-step_s / tau_s)
-    K, p0, _dK, _dp0 = _kernel(phi, lay.L)
-    z = lay.tout @ K.T  # (S, L+1)
-    X = np.einsum("kj,sjq->skq", K, lay.regressors)  # (S, L+1, p)
+    k_mat, p0, _dk, _dp0 = _kernel(phi, lay.length)
+    z = lay.tout @ k_mat.T  # (S, L+1)
+    x_mat = np.einsum("kj,sjq->skq", k_mat, lay.regressors)  # (S, L+1, p)
     # Include the start row so that the start estimate sees the first measurement too.
     target = _project(lay, p0, lay.y - z)
-    Xp = _project(lay, p0, X)
+    xp = _project(lay, p0, x_mat)
     t = target[lay.mask]
-    A = Xp[lay.mask]
+    a_mat = xp[lay.mask]
     if fixed is None:
-        coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+        coef, *_ = np.linalg.lstsq(a_mat, t, rcond=None)
     else:
         coef = fixed
-    r = t - A @ coef
+    r = t - a_mat @ coef
     return _Solve(tau_s, np.asarray(coef, dtype=np.float64), float(r @ r), np.asarray(r, dtype=np.float64))
 
 
@@ -356,18 +357,18 @@ def _jacobian(lay: _Layout, sol: _Solve, step_s: int) -> FloatArray:
     """Jacobian of the simulated temperatures w.r.t. (τ [s], linear coefficients), start temps projected out."""
     tau = sol.tau_s
     phi = math.exp(-step_s / tau)
-    K, p0, dK, dp0 = _kernel(phi, lay.L)
+    k_mat, p0, dk_mat, dp0 = _kernel(phi, lay.length)
     dphi_dtau = phi * step_s / tau**2
     # The model's state trajectory with the start temperatures at their optimum.
-    z = lay.tout @ K.T
-    X = np.einsum("kj,sjq->skq", K, lay.regressors)
-    lin = z + X @ sol.coef
+    z = lay.tout @ k_mat.T
+    x_mat = np.einsum("kj,sjq->skq", k_mat, lay.regressors)
+    lin = z + x_mat @ sol.coef
     w = lay.start_mask.astype(np.float64)
     pp = p0[None, :] * w
     x0 = (pp * (lay.y - lin)).sum(axis=1) / (pp * p0[None, :]).sum(axis=1)
     inputs = lay.tout + lay.regressors @ sol.coef  # (S, L)
-    d_state = (inputs @ dK.T + x0[:, None] * dp0[None, :]) * dphi_dtau  # (S, L+1)
-    cols = np.concatenate([d_state[:, :, None], X], axis=2)
+    d_state = (inputs @ dk_mat.T + x0[:, None] * dp0[None, :]) * dphi_dtau  # (S, L+1)
+    cols = np.concatenate([d_state[:, :, None], x_mat], axis=2)
     cols = _project(lay, p0, cols)
     return np.asarray(cols[lay.mask], dtype=np.float64)
 
@@ -378,7 +379,7 @@ def _jacobian(lay: _Layout, sol: _Solve, step_s: int) -> FloatArray:
 def fit(h: History, limits: Limits | None = None) -> Calibration:
     """Fit the house to the history; raises :class:`CalibrationRefused` when the data cannot tell."""
     lim = limits or Limits()
-    indoor = np.asarray(h.indoor_c, dtype=np.float64)
+    np.asarray(h.indoor_c, dtype=np.float64)
     outdoor = np.asarray(h.outdoor_c, dtype=np.float64)
     n = h.n
     if len(outdoor) != n:
@@ -454,24 +455,24 @@ def fit(h: History, limits: Limits | None = None) -> Calibration:
     if at_bound:
         raise CalibrationRefused(f"the time constant is not identified: the best fit sits at the search bound "
                                  f"({sol.tau_s / 3600:.0f} h; searched {TAU_MIN_H:g}..{TAU_MAX_H:g} h)")
-    J = _jacobian(lay, sol, h.step_s)
-    dof = samples - J.shape[1] - len(lay.lengths)
+    jac = _jacobian(lay, sol, h.step_s)
+    dof = samples - jac.shape[1] - len(lay.lengths)
     if dof <= 0:
         raise CalibrationRefused("too few readings for the number of parameters")
     s2 = sol.rss / dof
-    scale = np.sqrt((J * J).sum(axis=0))
+    scale = np.sqrt((jac * jac).sum(axis=0))
     if np.any(scale == 0):
         raise CalibrationRefused("ill-conditioned: an input never changes the indoor temperature")
-    Js = J / scale
-    JtJ = Js.T @ Js
-    cond = float(np.linalg.cond(JtJ))
+    j_s = jac / scale
+    jtj = j_s.T @ j_s
+    cond = float(np.linalg.cond(jtj))
     if not math.isfinite(cond) or cond > lim.max_condition:
         raise CalibrationRefused(f"ill-conditioned: JᵀJ has condition number {cond:.2g} (limit "
                                  f"{lim.max_condition:.0e}); the inputs are too collinear to separate the parameters")
-    cov = np.linalg.inv(JtJ) / np.outer(scale, scale) * s2
+    cov = np.linalg.inv(jtj) / np.outer(scale, scale) * s2
     rmse = math.sqrt(sol.rss / samples)
     theta = np.concatenate([[sol.tau_s], sol.coef])
-    names = ("tau",) + lay.names
+    names = ("tau", *lay.names)
     tau_e = _delta(theta, cov, lambda t: t[0] / 3600.0)
     notes: list[str] = []
     if not has_solar:
@@ -509,16 +510,21 @@ def _relay_result(lay: _Layout, theta: FloatArray, cov: FloatArray, names: tuple
     for m in ALL_MODES:
         if m.value in names:
             i = names.index(m.value)
-            rates[m.value] = _delta(theta, cov, lambda t, i=i: t[i] / (t[0] / 3600.0))
+            rates[m.value] = _delta(theta, cov, _ratio_per_hour(i))
     solar = None
     if "solar" in names:
         isol = names.index("solar")
-        solar = _delta(theta, cov, lambda t: t[isol] / (t[0] / 3600.0))
+        solar = _delta(theta, cov, _ratio_per_hour(isol))
     notes = [*notes, "relay-only history (no heat series): UA and C cannot be told apart; fitted the time "
              "constant and a heating rate per mode (K/h, internal gains included); every figure resting "
              "on them is a model estimate"]
     return Calibration(True, tau_e, None, None, None, None, rates, solar, rmse, samples, len(lay.lengths), days,
                        step_s, cond, tuple(notes))
+
+
+def _ratio_per_hour(i: int) -> Callable[[FloatArray], float]:
+    """θ[i] / τ in hours: an equilibrium lift (K) as a heating rate (K/h)."""
+    return lambda t: float(t[i] / (t[0] / 3600.0))
 
 
 def _delta(theta: FloatArray, cov: FloatArray, g: Callable[[FloatArray], float]) -> Estimate:
@@ -563,14 +569,14 @@ def score(h: History, ua_w_per_k: float, capacitance_kwh_per_k: float, solar_ape
     lay = _layout(h, cols, usable, lim)
     tau_s = capacitance_kwh_per_k * J_PER_KWH / ua_w_per_k
     phi = math.exp(-h.step_s / tau_s)
-    K, p0, _dK, _dp0 = _kernel(phi, lay.L)
+    k_mat, p0, _dk, _dp0 = _kernel(phi, lay.length)
     # b = 1/UA is fixed: the known heat flows move into the target; only the offset stays linear.
-    z = lay.tout @ K.T + (lay.regressors[:, :, 0] @ K.T) / ua_w_per_k
+    z = lay.tout @ k_mat.T + (lay.regressors[:, :, 0] @ k_mat.T) / ua_w_per_k
     r = _project(lay, p0, lay.y - z)[lay.mask]
     if internal_gains_w is None:
-        A = _project(lay, p0, np.einsum("kj,sjq->skq", K, lay.regressors[:, :, 1:]))[lay.mask]
-        coef, *_ = np.linalg.lstsq(A, r, rcond=None)
-        r = r - A @ coef
+        a_mat = _project(lay, p0, np.einsum("kj,sjq->skq", k_mat, lay.regressors[:, :, 1:]))[lay.mask]
+        coef, *_ = np.linalg.lstsq(a_mat, r, rcond=None)
+        r = r - a_mat @ coef
     return math.sqrt(float(r @ r) / max(1, len(r)))
 
 
