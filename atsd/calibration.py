@@ -9,6 +9,7 @@ History comes from a CSV (``time_utc,indoor_c,outdoor_c[,ghi_w_m2][,heat_w][,ele
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -132,6 +133,22 @@ def heat_from_electric(hp: HeatPump, design_heat_w: float, outdoor_c: np.ndarray
     return np.asarray(np.where(np.isfinite(outdoor_c), heat, np.nan), dtype=np.float64)
 
 
+def with_setpoints(h: History, grid: Grid, cfg: Config) -> History:
+    """A relay-only history gains each mode's thermostat setpoint per slot, from the configuration
+    (comfort target and schedule, ECO and BOOST offsets), so the fit can model a heat pump that holds it."""
+    if not h.relay_only or h.mode_rank is None:
+        return h
+    from atsd.core import house
+    from atsd.core.comfort import comfort_band
+
+    band = comfort_band(grid, cfg.comfort, cfg.device.tz)
+    out = house.fill_missing(h.outdoor_c)
+    if not np.isfinite(out).all():
+        return h
+    d = house.thermal_model(cfg).drive(grid, out, None, band.target_c, band.min_c, band.max_c)
+    return dataclasses.replace(h, setpoint_c=d.comp_set_c.copy())
+
+
 def history_from_db(path: Path | str, start: datetime | None, end: datetime | None,
                     step_s: int = 900) -> tuple[History, Grid, list[str]]:
     """History from the daemon's SQLite database (``atsd.store``) between ``start`` and ``end``.
@@ -156,14 +173,25 @@ def calibration_doc(cal: Calibration, grid: Grid, *, fitted_at: datetime, source
     overrides = cal.overrides()
     all_notes = [*cal.as_json()["notes"], *(notes or [])]  # type: ignore[misc]
     if cal.model_estimate and cfg is not None:
-        # Relay-only: the configured UA with the fitted time constant gives the capacitance the
-        # planner needs; a model estimate, said so.
         from atsd.core import house
 
-        ua_cfg = house.building(cfg).ua_w_per_k
-        overrides = {"capacitance_kwh_per_k": cal.tau_h.value * 3600.0 * ua_cfg / J_PER_KWH}
-        all_notes.append(f"capacitance derived from the fitted time constant and the configured UA "
-                         f"({ua_cfg:.0f} W/K): a model estimate")
+        tau_s = cal.tau_h.value * 3600.0
+        rate = cal.heat_rate_k_per_h
+        if cal.relay_model == "thermostat" and "OFF" in rate and len(rate) > 1:
+            # The compressor's heating rate (K/h, gains removed) and its configured capacity give
+            # C, and C with the fitted τ gives UA: a model estimate resting on the rated capacity.
+            comp_k_per_h = max(v.value for v in rate.values()) - rate["OFF"].value
+            rated_w = house.heat_pump(cfg).rated_heat_w
+            c_j = rated_w / (comp_k_per_h / 3600.0)
+            overrides = {"capacitance_kwh_per_k": c_j / J_PER_KWH, "ua_w_per_k": c_j / tau_s}
+            all_notes.append(f"UA and C derived from the fitted heating rate and the configured rated heat "
+                             f"output ({rated_w / 1000:.1f} kW): a model estimate")
+        else:
+            # The configured UA with the fitted time constant gives the capacitance.
+            ua_cfg = house.building(cfg).ua_w_per_k
+            overrides = {"capacitance_kwh_per_k": tau_s * ua_cfg / J_PER_KWH}
+            all_notes.append(f"capacitance derived from the fitted time constant and the configured UA "
+                             f"({ua_cfg:.0f} W/K): a model estimate")
     doc.update({
         "version": FORMAT_VERSION,
         "fitted_at": iso_z(fitted_at),

@@ -54,6 +54,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except cal_io.DataError as exc:
         print(f"atsd calibrate: {exc}", file=sys.stderr)
         return EX_FAIL
+    h = cal_io.with_setpoints(h, grid, cfg)
     limits = Limits(min_days=args.min_days)
     now = datetime.now(UTC)
     state_dir = args.state_dir or cfg.daemon.state_dir
@@ -107,7 +108,8 @@ def _summary(doc: dict[str, object]) -> str:
         for mode, e in rates.items():
             rows.append(f"{'heating rate ' + mode:<24} {e['value']:>10g} K/h      (95 %: {e['low']:g} .. {e['high']:g})")
     if doc.get("model_estimate"):
-        rows.append("MODEL ESTIMATE: no heat or power series, so UA and C are not separately known.")
+        rows.append(f"MODEL ESTIMATE ({doc.get('relay_model')}): no heat or power series, so UA and C are not "
+                    "separately known.")
     notes = doc.get("notes")
     if isinstance(notes, list):
         rows.extend(f"note: {n}" for n in notes)

@@ -163,6 +163,32 @@ def test_relay_only_csv_is_labelled_a_model_estimate(tmp_path, capsys):
     assert any("model estimate" in n for n in doc["notes"])
 
 
+def test_relay_only_thermostat_csv_uses_configured_setpoints(tmp_path, capsys):
+    # The default config's comfort band (20/21/23 °C) matches the plant's; aux off in the plant.
+    rng = np.random.default_rng(2)
+    grid, out = hist.outdoor(hist.START, 10.0)
+    h = hist.simulate_history(hist.true_model(aux_w=0.0), grid, out, hist.mode_mix(grid.n, rng), rng=rng)
+    assert h.mode_rank is not None
+    name = {m.rank: m.value for m in Mode}
+    lines = ["time_utc,indoor_c,outdoor_c,mode"]
+    lines += [f"{iso_z(t)},{h.indoor_c[i]:.3f},{h.outdoor_c[i]:.2f},{name[int(h.mode_rank[i])]}"
+              for i, t in enumerate(grid.times())]
+    path = tmp_path / "relay.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    state = tmp_path / "state"
+    assert main(["calibrate", "--csv", str(path), "--json", "--apply", "--state-dir", str(state)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model_estimate"] is True
+    assert doc["relay_model"] == "thermostat"
+    assert abs(doc["tau_h"] / 31.25 - 1) < 0.1
+    # C from the compressor's rate and the configured 8 kW; UA from C and τ: both model estimates.
+    over = calibration.load_overrides(state)
+    assert over is not None
+    assert abs(over["capacitance_kwh_per_k"] / 5.0 - 1) < 0.15
+    assert abs(over["ua_w_per_k"] / 160.0 - 1) < 0.15
+    assert any("rated heat output" in n for n in doc["notes"])
+
+
 def test_electric_power_times_cop_model_gives_the_heat(tmp_path, capsys):
     path = write_csv(tmp_path / "elec.csv", heat=False, elec_cop=3.5)
     assert main(["calibrate", "--csv", str(path), "--json"]) == 0

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from atsd.core.modes import ALL_MODES
+from atsd.core.modes import ALL_MODES, Mode
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int_]
@@ -62,7 +62,8 @@ class History:
     ``indoor_c[k]`` is the indoor temperature measured at the start of slot ``k``; ``outdoor_c``,
     ``ghi_w_m2`` and ``heat_w`` (thermal heat delivered into the house) are their means over slot
     ``k``. ``mode_rank`` (``Mode.rank``, −1 unknown) is what the relays commanded; it is used only
-    when there is no heat series.
+    when there is no heat series, and so is ``setpoint_c``: each mode's thermostat setpoint per slot
+    (from the configuration), which lets the relay fit model a heat pump that holds its setpoint.
     """
 
     step_s: int
@@ -71,6 +72,7 @@ class History:
     ghi_w_m2: FloatArray | None = None
     heat_w: FloatArray | None = None
     mode_rank: IntArray | None = None
+    setpoint_c: FloatArray | None = None  # (4, n) compressor setpoint per mode rank; −inf: blocked
 
     @property
     def n(self) -> int:
@@ -124,6 +126,7 @@ class Calibration:
     step_s: int
     condition: float
     notes: tuple[str, ...] = field(default=())
+    relay_model: str | None = None  # relay-only: "fixed heat per mode" or "thermostat"
 
     def overrides(self) -> dict[str, float]:
         """Parameters in the form ``atsd.core.house.thermal_model(cfg, overrides)`` takes."""
@@ -166,6 +169,7 @@ class Calibration:
             "notes": list(self.notes),
         }
         if self.model_estimate:
+            doc["relay_model"] = self.relay_model
             doc["heat_rate_k_per_h"] = {m: e.as_json(4) for m, e in self.heat_rate_k_per_h.items()}
             doc["solar_k_per_h_per_w_m2"] = ci(self.solar_k_per_h_per_w_m2, 6)
         return doc
@@ -377,66 +381,104 @@ def _jacobian(lay: _Layout, sol: _Solve, step_s: int) -> FloatArray:
 
 
 def fit(h: History, limits: Limits | None = None) -> Calibration:
-    """Fit the house to the history; raises :class:`CalibrationRefused` when the data cannot tell."""
+    """Fit the house to the history; raises :class:`CalibrationRefused` when the data cannot tell.
+
+    A relay-only history with setpoints is fitted twice, as a fixed heat per mode and as a
+    thermostat holding each mode's setpoint; the one with the lower multi-step RMSE wins.
+    """
     lim = limits or Limits()
-    np.asarray(h.indoor_c, dtype=np.float64)
-    outdoor = np.asarray(h.outdoor_c, dtype=np.float64)
-    n = h.n
-    if len(outdoor) != n:
+    if not (h.relay_only and h.setpoint_c is not None and h.mode_rank is not None):
+        return _fit_linear(h, lim)
+    results: list[Calibration] = []
+    reasons: list[str] = []
+    for attempt in (_fit_linear, _fit_thermostat):
+        try:
+            results.append(attempt(h, lim))
+        except CalibrationRefused as exc:
+            if exc.reason not in reasons:
+                reasons.append(exc.reason)
+    if not results:
+        raise CalibrationRefused("; ".join(reasons))
+    return min(results, key=lambda c: c.rmse_c)
+
+
+def _span_days(h: History, lim: Limits) -> float:
+    if len(h.outdoor_c) != h.n:
         raise ValueError("indoor_c and outdoor_c must have the same length")
-    step_h = h.step_s / 3600.0
-    span_days = n * step_h / 24.0
+    span_days = h.n * h.step_s / 86400.0
     if span_days < lim.min_days:
         raise CalibrationRefused(f"too short: {span_days:.1f} days of history; need at least {lim.min_days:g} days")
+    return span_days
 
-    ghi = None if h.ghi_w_m2 is None else np.asarray(h.ghi_w_m2, dtype=np.float64)
-    has_solar = ghi is not None and bool(np.nanmax(np.nan_to_num(ghi, nan=0.0)) > 1.0)
-    relay = h.relay_only
-    usable = np.isfinite(outdoor)
-    cols: dict[str, FloatArray] = {}
-    if relay:
-        if h.mode_rank is None:
-            raise CalibrationRefused("no heat series (heat_w) and no mode series: nothing tells when the "
-                                     "heat pump heated; log heat_w, or the mode for a relay-only fit")
-        ranks = np.asarray(h.mode_rank)
-        usable &= ranks >= 0
-        for m in ALL_MODES:
-            onehot = (ranks == m.rank).astype(np.float64)
-            if (onehot[usable] > 0).sum() > 0:
-                cols[m.value] = onehot
-        if len(cols) < 2:
-            raise CalibrationRefused("no excitation: the heat pump stayed in one mode the whole time, so its "
-                                     "heat cannot be told from the house's losses")
-    else:
-        assert h.heat_w is not None
-        heat = np.asarray(h.heat_w, dtype=np.float64)
-        usable &= np.isfinite(heat)
-        cols["heat"] = heat
-        cols["offset"] = np.ones(n)
-    if has_solar:
-        assert ghi is not None
-        usable &= np.isfinite(ghi)
-        cols["solar"] = ghi
+
+def _solar(h: History) -> FloatArray | None:
+    """The GHI series when it carries any sun at all."""
+    if h.ghi_w_m2 is None:
+        return None
+    ghi = np.asarray(h.ghi_w_m2, dtype=np.float64)
+    return ghi if bool(np.nanmax(np.nan_to_num(ghi, nan=0.0)) > 1.0) else None
+
+
+def _prepare(h: History, lim: Limits, cols: dict[str, FloatArray], usable: NDArray[np.bool_],
+             span_days: float) -> tuple[_Layout, float, int, float]:
+    """Gap and length checks, then the segment layout; returns it with used days, samples, indoor std."""
     for name in cols:
         cols[name] = np.where(usable, np.nan_to_num(cols[name]), 0.0)
-
-    coverage = float(usable.mean()) if n else 0.0
+    coverage = float(usable.mean()) if h.n else 0.0
     if coverage < lim.min_coverage:
         raise CalibrationRefused(f"too many gaps: only {coverage:.0%} of the {span_days:.1f} days has "
                                  f"complete inputs; need {lim.min_coverage:.0%}")
     lay = _layout(h, cols, usable, lim)
-    used_days = float(lay.lengths.sum()) * step_h / 24.0
+    used_days = float(lay.lengths.sum()) * h.step_s / 86400.0
     if used_days < lim.min_days:
         raise CalibrationRefused(f"too short: {used_days:.1f} days of usable history after removing gaps; "
                                  f"need at least {lim.min_days:g} days")
     samples = int(lay.mask.sum())
     if samples < 10 * (len(cols) + 1):
         raise CalibrationRefused(f"too few indoor readings ({samples}) inside the usable stretches")
+    return lay, used_days, samples, float(np.std(lay.y[lay.start_mask]))
+
+
+def _relay_ranks(h: History, usable: NDArray[np.bool_]) -> IntArray:
+    if h.mode_rank is None:
+        raise CalibrationRefused("no heat series (heat_w) and no mode series: nothing tells when the "
+                                 "heat pump heated; log heat_w, or the mode for a relay-only fit")
+    ranks = np.asarray(h.mode_rank)
+    if len(np.unique(ranks[usable & (ranks >= 0)])) < 2:
+        raise CalibrationRefused("no excitation: the heat pump stayed in one mode the whole time, so its "
+                                 "heat cannot be told from the house's losses")
+    return ranks
+
+
+def _fit_linear(h: History, lim: Limits) -> Calibration:
+    """Heat series known (or a fixed heat per relay mode): variable projection over τ."""
+    span_days = _span_days(h, lim)
+    n = h.n
+    ghi = _solar(h)
+    has_solar = ghi is not None
+    relay = h.relay_only
+    usable = np.isfinite(np.asarray(h.outdoor_c, dtype=np.float64))
+    cols: dict[str, FloatArray] = {}
+    if relay:
+        ranks = _relay_ranks(h, usable)
+        usable &= ranks >= 0
+        for m in ALL_MODES:
+            onehot = (ranks == m.rank).astype(np.float64)
+            if (onehot[usable] > 0).sum() > 0:
+                cols[m.value] = onehot
+    else:
+        assert h.heat_w is not None
+        heat = np.asarray(h.heat_w, dtype=np.float64)
+        usable &= np.isfinite(heat)
+        cols["heat"] = heat
+        cols["offset"] = np.ones(n)
+    if ghi is not None:
+        usable &= np.isfinite(ghi)
+        cols["solar"] = ghi
+    lay, used_days, samples, indoor_std = _prepare(h, lim, cols, usable, span_days)
 
     # Excitation: a house held flat by its thermostat while the heat input barely moves says
     # nothing about its capacity.
-    y_used = lay.y[lay.start_mask]
-    indoor_std = float(np.std(y_used))
     if not relay:
         q = cols["heat"][usable]
         q_rel = float(np.std(q) / max(abs(float(np.mean(q))), 1.0))
@@ -499,6 +541,197 @@ def fit(h: History, limits: Limits | None = None) -> Calibration:
                        used_days, h.step_s, cond, tuple(notes))
 
 
+# -- relay-only with a thermostat: the heat pump holds each mode's setpoint -------------------------
+
+NO_SETPOINT_C = -1e9  # a blocked compressor (OFF): stands in for −inf inside the arrays
+
+
+def _thermostat_sim(lay: _Layout, theta: FloatArray, x0: FloatArray,
+                    step_s: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Simulate every segment and the sensitivities of the states to the parameters.
+
+    ``θ = (ln τ, lift_cap, lift_gains[, solar per W/m²])``: lifts in K above outdoor (heat over UA).
+    A heating mode runs the compressor at its capacity while the house is below the mode's setpoint
+    and holds the setpoint once there; above it the compressor stops and the house coasts back down
+    to it. Per slot: ``T' = min(T_on, max(setpoint, T_off))`` with ``T_on``/``T_off`` the exact 1R1C
+    updates with and without the compressor. Returns states (S, L+1), their derivatives with
+    respect to θ (S, L+1, P) and to the segment's own start temperature (S, L+1).
+    """
+    n_seg, length = lay.tout.shape
+    n_par = len(theta)
+    tau = math.exp(float(theta[0]))
+    phi = math.exp(-step_s / tau)
+    dphi = phi * step_s / tau  # dφ / d ln τ
+    lift_cap, lift_g = float(theta[1]), float(theta[2])
+    solar = float(theta[3]) if n_par > 3 else 0.0
+    on = lay.regressors[:, :, 0]
+    setp = lay.regressors[:, :, 1]
+    ghi = lay.regressors[:, :, 2] if n_par > 3 else np.zeros_like(on)
+    states = np.empty((n_seg, length + 1))
+    dstates = np.zeros((n_seg, length + 1, n_par))
+    dx = np.empty((n_seg, length + 1))
+    t = x0.astype(np.float64, copy=True)
+    dt_dth = np.zeros((n_seg, n_par))
+    dt_dx = np.ones(n_seg)
+    states[:, 0] = t
+    dx[:, 0] = 1.0
+    for k in range(length):
+        base = lay.tout[:, k] + lift_g + solar * ghi[:, k]
+        t_on_inf = base + lift_cap * on[:, k]
+        t_on = t_on_inf + (t - t_on_inf) * phi
+        t_off = base + (t - base) * phi
+        hold = np.maximum(setp[:, k], t_off)
+        take_on = t_on <= hold
+        take_set = ~take_on & (setp[:, k] > t_off)
+        # Direct partial derivatives of each branch, then the chain through the start state.
+        d_on = np.empty((n_seg, n_par))
+        d_off = np.empty((n_seg, n_par))
+        d_on[:, 0] = (t - t_on_inf) * dphi
+        d_off[:, 0] = (t - base) * dphi
+        d_on[:, 1] = on[:, k] * (1.0 - phi)
+        d_off[:, 1] = 0.0
+        d_on[:, 2] = d_off[:, 2] = 1.0 - phi
+        if n_par > 3:
+            d_on[:, 3] = d_off[:, 3] = ghi[:, k] * (1.0 - phi)
+        d_on += phi * dt_dth
+        d_off += phi * dt_dth
+        t = np.where(take_on, t_on, hold)
+        dt_dth = np.where(take_on[:, None], d_on, np.where(take_set[:, None], 0.0, d_off))
+        dt_dx = np.where(take_set & ~take_on, 0.0, phi * dt_dx)
+        states[:, k + 1] = t
+        dstates[:, k + 1] = dt_dth
+        dx[:, k + 1] = dt_dx
+    return states, dstates, dx
+
+
+def _lm(lay: _Layout, theta: FloatArray, x0: FloatArray, step_s: int,
+        iterations: int = 60) -> tuple[FloatArray, FloatArray, float, FloatArray]:
+    """Levenberg-Marquardt on the multi-step error; returns θ, starts, RSS and the full Jacobian."""
+    rows = lay.start_mask
+    seg_of_row = np.broadcast_to(np.arange(lay.tout.shape[0])[:, None], rows.shape)[rows]
+    n_par = len(theta)
+    n_seg = len(x0)
+
+    def evaluate(th: FloatArray, x: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        st, dst, dx = _thermostat_sim(lay, th, x, step_s)
+        r = (lay.y - st)[rows]
+        jac = np.zeros((len(r), n_par + n_seg))
+        jac[:, :n_par] = dst[rows]
+        jac[np.arange(len(r)), n_par + seg_of_row] = dx[rows]
+        return float(r @ r), r, jac
+
+    rss, r, jac = evaluate(theta, x0)
+    lam = 1e-3
+    for _ in range(iterations):
+        g = jac.T @ r
+        h = jac.T @ jac
+        diag = np.maximum(np.diag(h), 1e-12)
+        improved = False
+        for _ in range(10):
+            try:
+                step = np.linalg.solve(h + lam * np.diag(diag), g)
+            except np.linalg.LinAlgError:
+                lam *= 10.0
+                continue
+            th_new = theta + step[:n_par]
+            th_new[0] = min(max(th_new[0], math.log(TAU_MIN_H * 3600)), math.log(TAU_MAX_H * 3600))
+            x_new = x0 + step[n_par:]
+            rss_new, r_new, jac_new = evaluate(th_new, x_new)
+            if rss_new < rss:
+                converged = rss - rss_new < 1e-10 * max(rss, 1e-12)
+                theta, x0, rss, r, jac = th_new, x_new, rss_new, r_new, jac_new
+                lam = max(lam / 3.0, 1e-9)
+                improved = True
+                break
+            lam *= 10.0
+        if not improved or converged:
+            break
+    return theta, x0, rss, jac
+
+
+def _fit_thermostat(h: History, lim: Limits) -> Calibration:
+    """Relay-only history of a heat pump that holds its setpoints: fit τ, the compressor's heating
+    rate and the internal gains' rate by Levenberg-Marquardt on the multi-step error."""
+    span_days = _span_days(h, lim)
+    assert h.setpoint_c is not None
+    usable = np.isfinite(np.asarray(h.outdoor_c, dtype=np.float64))
+    ranks = _relay_ranks(h, usable)
+    usable &= ranks >= 0
+    idx = np.arange(h.n)
+    setp = np.asarray(h.setpoint_c, dtype=np.float64)[np.clip(ranks, 0, 3), idx]
+    on = np.isfinite(setp).astype(np.float64)
+    setp = np.where(np.isfinite(setp), setp, NO_SETPOINT_C)
+    cols: dict[str, FloatArray] = {"on": on, "set": setp}
+    ghi = _solar(h)
+    if ghi is not None:
+        usable &= np.isfinite(ghi)
+        cols["solar"] = ghi
+    lay, used_days, samples, indoor_std = _prepare(h, lim, cols, usable, span_days)
+    if indoor_std < lim.flat_indoor_std_c:
+        raise CalibrationRefused(f"no excitation: indoor temperature flat (std {indoor_std:.3f} K); the data "
+                                 "cannot identify the time constant")
+    if float(on[usable].min()) == float(on[usable].max()):
+        raise CalibrationRefused("no excitation: the compressor was never blocked (or never allowed), so "
+                                 "the house's own cooling cannot be seen")
+    n_par = 4 if ghi is not None else 3
+    first = np.where(lay.start_mask[:, 0], lay.y[:, 0], np.nan)
+    fallback = np.array([lay.y[s][lay.start_mask[s]][0] for s in range(len(first))])
+    x_init = np.where(np.isfinite(first), first, fallback)
+    best: tuple[FloatArray, FloatArray, float, FloatArray] | None = None
+    for tau_h in (8.0, 30.0, 120.0):
+        th0 = np.array([math.log(tau_h * 3600.0), 40.0, 2.0, 0.0][:n_par])
+        cand = _lm(lay, th0, x_init.copy(), h.step_s)
+        if best is None or cand[2] < best[2]:
+            best = cand
+    assert best is not None
+    theta, _x, rss, jac = best
+    tau_h = math.exp(float(theta[0])) / 3600.0
+    if not (TAU_MIN_H * 1.01 < tau_h < TAU_MAX_H * 0.99):
+        raise CalibrationRefused(f"the time constant is not identified: the best fit sits at the search bound "
+                                 f"({tau_h:.0f} h)")
+    if theta[1] <= 0:
+        raise CalibrationRefused("the fit gives a heat pump that does not heat: the mode series does not "
+                                 "explain the indoor temperature")
+    dof = int(lay.start_mask.sum()) - jac.shape[1]
+    if dof <= 0:
+        raise CalibrationRefused("too few readings for the number of parameters")
+    scale = np.sqrt((jac * jac).sum(axis=0))
+    if np.any(scale == 0):
+        raise CalibrationRefused("ill-conditioned: a parameter never changes the simulated temperature "
+                                 "(the compressor never ran below its setpoint?)")
+    j_s = jac / scale
+    jtj = j_s.T @ j_s
+    cond = float(np.linalg.cond(jtj))
+    if not math.isfinite(cond) or cond > lim.max_condition:
+        raise CalibrationRefused(f"ill-conditioned: JᵀJ has condition number {cond:.2g} (limit "
+                                 f"{lim.max_condition:.0e}); the history cannot separate the parameters")
+    cov_all = np.linalg.inv(jtj) / np.outer(scale, scale) * (rss / dof)
+    cov = cov_all[:n_par, :n_par]
+    # In τ (hours) instead of ln τ for the delta method.
+    th = np.concatenate([[math.exp(float(theta[0]))], theta[1:]])
+    jac_log = np.diag([th[0], *([1.0] * (n_par - 1))])
+    cov = jac_log @ cov @ jac_log
+    tau_e = _delta(th, cov, lambda t: float(t[0] / 3600.0))
+    if not tau_e.rel_std < lim.max_rel_std:
+        raise CalibrationRefused(f"not identifiable: time constant = {tau_e.value:.4g} h ± "
+                                 f"{Z95 * tau_e.rel_std:.0%} (95 %); the history has too little excitation")
+    cap = _delta(th, cov, lambda t: float((t[1] + t[2]) / (t[0] / 3600.0)))
+    gains = _delta(th, cov, _ratio_per_hour(2))
+    present = {int(r) for r in np.unique(ranks[usable])}
+    rates = {m.value: (cap if m is not Mode.OFF and m.rank in present and math.isfinite(
+        float(np.asarray(h.setpoint_c)[m.rank].max())) else gains) for m in ALL_MODES if m.rank in present}
+    solar = _delta(th, cov, _ratio_per_hour(3)) if n_par > 3 else None
+    residual = (lay.y - _thermostat_sim(lay, theta, best[1], h.step_s)[0])[lay.mask]
+    rmse = math.sqrt(float(residual @ residual) / max(1, len(residual)))
+    notes = ["relay-only history (no heat series): UA and C cannot be told apart; fitted the time constant "
+             "and the heating rate (K/h, internal gains included) of a heat pump that holds each mode's "
+             "configured setpoint; every figure resting on them is a model estimate"]
+    if ghi is None:
+        notes.insert(0, "no GHI series: solar gains not fitted (folded into the offset)")
+    return Calibration(True, tau_e, None, None, None, None, rates, solar, rmse, samples, len(lay.lengths), used_days,
+                       h.step_s, cond, tuple(notes), relay_model="thermostat")
+
+
 def _relay_result(lay: _Layout, theta: FloatArray, cov: FloatArray, names: tuple[str, ...], tau_e: Estimate,
                   rmse: float, samples: int, days: float, step_s: int, cond: float, lim: Limits,
                   notes: list[str]) -> Calibration:
@@ -519,7 +752,7 @@ def _relay_result(lay: _Layout, theta: FloatArray, cov: FloatArray, names: tuple
              "constant and a heating rate per mode (K/h, internal gains included); every figure resting "
              "on them is a model estimate"]
     return Calibration(True, tau_e, None, None, None, None, rates, solar, rmse, samples, len(lay.lengths), days,
-                       step_s, cond, tuple(notes))
+                       step_s, cond, tuple(notes), relay_model="fixed heat per mode")
 
 
 def _ratio_per_hour(i: int) -> Callable[[FloatArray], float]:

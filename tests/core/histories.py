@@ -90,7 +90,8 @@ def simulate_history(model: ThermalModel, grid: Grid, out_c: np.ndarray, modes: 
     indoor = traj.start_c + rng.normal(0.0, noise_c, grid.n)
     heat_w = traj.heat_kwh * J_PER_KWH / grid.step_s
     ranks = np.array([m.rank for m in modes])
-    return History(grid.step_s, indoor, out_c.copy(), ghi, None if fixed_heat_w is not None else heat_w, ranks)
+    return History(grid.step_s, indoor, out_c.copy(), ghi, None if fixed_heat_w is not None else heat_w, ranks,
+                   d.comp_set_c.copy())
 
 
 def punch_gaps(h: History, rng: np.random.Generator, count: int, max_h: float = 6.0) -> History:

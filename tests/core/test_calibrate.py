@@ -110,6 +110,32 @@ def test_relay_only_fits_time_constant_and_heating_rate_per_mode():
     assert cal.overrides() == {}
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_relay_only_thermostat_house_fits_time_constant_and_compressor_rate(seed):
+    # A heat pump that holds each mode's setpoint itself; only the relay mode is logged.
+    rng = np.random.default_rng(seed)
+    grid, out = hist.outdoor(hist.START, 14.0)
+    h = hist.simulate_history(hist.true_model(aux_w=0.0), grid, out, hist.mode_mix(grid.n, rng), rng=rng)
+    cal = fit(replace(h, heat_w=None))
+    assert cal.model_estimate
+    assert cal.relay_model == "thermostat"
+    assert rel(cal.tau_h.value, C_KWH * 3.6e6 / UA / 3600) < 0.10
+    compressor_rate = (8000.0 + GAINS) / (C_KWH * 1000.0)  # K/h below the setpoint
+    for mode in ("ECO", "NORMAL", "BOOST"):
+        assert rel(cal.heat_rate_k_per_h[mode].value, compressor_rate) < 0.10
+    assert cal.heat_rate_k_per_h["OFF"].value < 0.2  # gains only
+    assert cal.tau_h.low < cal.tau_h.value < cal.tau_h.high
+
+
+def test_relay_fit_prefers_the_model_that_explains_the_history():
+    rng = np.random.default_rng(6)
+    grid, out = hist.outdoor(hist.START, 10.0)
+    heat = {Mode.OFF: 0.0, Mode.ECO: 2500.0, Mode.NORMAL: 4500.0, Mode.BOOST: 6500.0}
+    fixed = hist.simulate_history(hist.true_model(), grid, out, hist.mode_mix(grid.n, rng), rng=rng,
+                                  fixed_heat_w=heat)
+    assert fit(fixed).relay_model == "fixed heat per mode"
+
+
 def test_refuses_a_history_shorter_than_three_days():
     h, _m = hist.standard(2.5, seed=1)
     with pytest.raises(CalibrationRefused, match="too short"):
