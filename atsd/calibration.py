@@ -17,7 +17,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from atsd.config import Config
 from atsd.core.calibrate import Calibration, CalibrationRefused, History, Limits, fit, score
 from atsd.core.modes import Mode
 from atsd.core.thermal import J_PER_KWH, HeatPump
-from atsd.core.timegrid import Grid, from_epoch_s, iso_z, resample_step
+from atsd.core.timegrid import Grid, from_epoch_s, iso_z, resample_step, to_epoch_s
 from atsd.csvdata import DataError, read_csv
 
 log = logging.getLogger(__name__)
@@ -149,18 +149,117 @@ def with_setpoints(h: History, grid: Grid, cfg: Config) -> History:
     return dataclasses.replace(h, setpoint_c=d.comp_set_c.copy())
 
 
-def history_from_db(path: Path | str, start: datetime | None, end: datetime | None,
-                    step_s: int = 900) -> tuple[History, Grid, list[str]]:
+# Reading names of the daemon's history, by what they measure (the defaults when the config names
+# no sensor for a role): indoor/outdoor °C, heat delivered and the heat pump's electric power in W.
+DB_NAMES = {"indoor": "indoor_c", "outdoor": "outdoor_c", "heat": "heat_w", "power": "elec_w", "ghi": "ghi_w_m2"}
+DB_DEFAULT_DAYS = 30
+DECISION_GAP_S = 600.0  # a slot whose last decision is older than this has an unknown mode
+
+
+def db_names(cfg: Config | None) -> dict[str, str]:
+    """Reading names per quantity: the configured sensor of each role, else the defaults above."""
+    names = dict(DB_NAMES)
+    if cfg is not None:
+        for role, key in (("indoor", "indoor"), ("outdoor", "outdoor"), ("power", "power")):
+            for sensor in cfg.sensors:
+                if sensor.role == role:
+                    names[key] = sensor.name
+                    break
+    return names
+
+
+def history_from_db(path: Path | str, start: datetime | None, end: datetime | None, step_s: int = 900,
+                    cfg: Config | None = None, heat_pump: HeatPump | None = None,
+                    design_heat_w: float | None = None) -> tuple[History, Grid, list[str]]:
     """History from the daemon's SQLite database (``atsd.store``) between ``start`` and ``end``.
 
-    The store module is written in parallel; until its reading API lands this boundary says so.
+    Defaults: the last :data:`DB_DEFAULT_DAYS` days up to the newest record. Readings come from the
+    store's 15-minute aggregates, the mode from its decisions.
     """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such history database (the daemon writes <state_dir>/history.db)")
     try:
-        from atsd import store  # type: ignore[attr-defined]  # noqa: F401
+        from atsd import store as store_mod  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
-        raise DataError(f"{path}: reading history from the daemon database needs atsd.store, which this "
-                        "installation does not have yet; export a CSV instead (docs/calibration.md)") from exc
-    raise DataError(f"{path}: atsd.store has no history query for calibration yet; export a CSV instead")
+        raise DataError(f"{p}: reading the daemon's history needs atsd.store, which this installation "
+                        "does not have; export a CSV instead (docs/calibration.md)") from exc
+    try:
+        st = store_mod.Store(p)
+    except store_mod.StoreError as exc:
+        raise DataError(str(exc)) from exc
+    try:
+        return history_from_store(st, start, end, step_s, db_names(cfg), heat_pump, design_heat_w)
+    except store_mod.StoreError as exc:
+        raise DataError(str(exc)) from exc
+    finally:
+        st.close()
+
+
+def history_from_store(st: Any, start: datetime | None, end: datetime | None, step_s: int,
+                       names: Mapping[str, str], heat_pump: HeatPump | None = None,
+                       design_heat_w: float | None = None) -> tuple[History, Grid, list[str]]:
+    """The history on a ``step_s`` grid from a store's ``aggregates``, ``decisions`` and ``latest_record_time``.
+
+    An aggregate is a mean over its bucket; the indoor temperature at a slot boundary is the mean of
+    the two buckets around it.
+    """
+    if end is None:
+        end = st.latest_record_time()
+        if end is None:
+            raise DataError("the history database is empty")
+    if start is None:
+        start = end - timedelta(days=DB_DEFAULT_DAYS)
+    grid = Grid.covering(start, end, step_s)
+    t0 = to_epoch_s(grid.start)
+    series: dict[str, np.ndarray] = {}
+    want = {v: k for k, v in names.items()}
+    sums: dict[str, np.ndarray] = {k: np.zeros(grid.n) for k in names}
+    counts: dict[str, np.ndarray] = {k: np.zeros(grid.n) for k in names}
+    for agg in st.aggregates(grid.start, grid.end, list(want)):
+        key = want.get(agg.name)
+        i = (to_epoch_s(agg.start) - t0) // step_s
+        if key is None or not 0 <= i < grid.n or not math.isfinite(agg.mean):
+            continue
+        sums[key][i] += agg.mean * agg.count
+        counts[key][i] += agg.count
+    for key in names:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series[key] = np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan)
+    if not np.isfinite(series["indoor"]).any() or not np.isfinite(series["outdoor"]).any():
+        raise DataError(f"the history has no {names['indoor']!r} or no {names['outdoor']!r} readings between "
+                        f"{iso_z(grid.start)} and {iso_z(grid.end)}")
+    slot_mean = series["indoor"]
+    indoor = np.full(grid.n, np.nan)
+    indoor[1:] = 0.5 * (slot_mean[:-1] + slot_mean[1:])
+    notes: list[str] = []
+    heat = series["heat"] if np.isfinite(series["heat"]).any() else None
+    if heat is None and np.isfinite(series["power"]).any() and heat_pump is not None and design_heat_w:
+        heat = heat_from_electric(heat_pump, design_heat_w, series["outdoor"], indoor, series["power"])
+        notes.append("heat = electric power × the configured COP model (an estimate: UA and C inherit its error)")
+    ghi = series["ghi"] if np.isfinite(series["ghi"]).any() else None
+    ranks = np.full(grid.n, -1)
+    decisions = st.decisions(grid.start - timedelta(seconds=DECISION_GAP_S), grid.end)
+    if decisions:
+        d_t = np.array([d.ts.timestamp() for d in decisions])
+        d_rank = np.array([_rank_or_unknown(d.mode) for d in decisions])
+        mid = grid.epoch_s().astype(np.float64) + step_s / 2
+        j = np.searchsorted(d_t, mid, side="right") - 1
+        ok = (j >= 0) & (mid - d_t[np.clip(j, 0, None)] <= DECISION_GAP_S)
+        ranks = np.where(ok, d_rank[np.clip(j, 0, None)], -1)
+    # Before the first and after the last reading is not a gap: the window just reaches past the data.
+    have = np.flatnonzero(np.isfinite(slot_mean) | np.isfinite(series["outdoor"]))
+    a, b = int(have[0]), int(have[-1]) + 1
+    h = History(step_s, indoor[a:b], series["outdoor"][a:b], None if ghi is None else ghi[a:b],
+                None if heat is None else heat[a:b], ranks[a:b])
+    return h, grid.slice(a, b), notes
+
+
+def _rank_or_unknown(text: str) -> int:
+    try:
+        return Mode.parse(text).rank
+    except ValueError:
+        return -1
 
 
 # -- storing and loading ------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             source = str(args.csv)
         else:
             h, grid, notes = cal_io.history_from_db(args.db, parse_start(args.start), parse_start(args.end),
-                                                    step_s or 900)
+                                                    step_s or 900, cfg, model.heat_pump, model.design_heat_w)
             source = str(args.db)
     except cal_io.DataError as exc:
         print(f"atsd calibrate: {exc}", file=sys.stderr)

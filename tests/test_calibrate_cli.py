@@ -213,3 +213,55 @@ def test_corrupt_calibration_file_is_ignored(tmp_path, caplog):
     (tmp_path / "calibration.json").write_text("{not json", encoding="utf-8")
     assert calibration.load_overrides(tmp_path) is None
     assert "cannot be read" in caplog.text
+
+
+class FakeStore:
+    """The three queries of ``atsd.store.Store`` that calibration uses, over a generated history."""
+
+    def __init__(self, h, grid):
+        from types import SimpleNamespace
+
+        self.aggs = []
+        self.decs = []
+        names = {m.rank: m.value for m in Mode}
+        for i, t in enumerate(grid.times()):
+            # the bucket mean of a linearly changing temperature is its mid-slot value
+            nxt = h.indoor_c[i + 1] if i + 1 < grid.n else h.indoor_c[i]
+            for name, v in (("living_room", 0.5 * (h.indoor_c[i] + nxt)), ("outdoor_c", h.outdoor_c[i]),
+                            ("heat_w", h.heat_w[i])):
+                self.aggs.append(SimpleNamespace(start=t, name=name, mean=float(v), min=float(v), max=float(v), count=3))
+            self.decs.append(SimpleNamespace(ts=t, mode=names[int(h.mode_rank[i])]))
+        self.end = grid.end
+
+    def latest_record_time(self):
+        return self.end
+
+    def aggregates(self, start, end, names=None):
+        return [a for a in self.aggs if start <= a.start < end and (names is None or a.name in names)]
+
+    def decisions(self, start, end):
+        return [d for d in self.decs if start <= d.ts < end]
+
+
+def test_history_from_the_daemon_store_fits_like_the_csv():
+    from atsd.config import SensorConfig
+
+    h, _m = hist.standard(8.0, seed=3)
+    grid = Grid(hist.START, h.step_s, h.n)
+    cfg = Config(sensors=(SensorConfig(name="living_room", kind="simulated", role="indoor"),))
+    names = calibration.db_names(cfg)
+    assert names["indoor"] == "living_room"
+    got, got_grid, _notes = calibration.history_from_store(FakeStore(h, grid), None, None, 900, names)
+    assert got_grid.start == grid.start  # the default window: the last 30 days up to the newest record
+    assert got.mode_rank is not None
+    np.testing.assert_array_equal(got.mode_rank, h.mode_rank)
+    from atsd.core.calibrate import fit
+
+    cal = fit(got)
+    assert cal.ua_w_per_k is not None
+    assert abs(cal.ua_w_per_k.value / 160.0 - 1) < 0.1
+
+
+def test_missing_history_database_exits_1(tmp_path, capsys):
+    assert main(["calibrate", "--db", str(tmp_path / "history.db")]) == 1
+    assert "no such history database" in capsys.readouterr().err
