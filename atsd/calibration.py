@@ -420,5 +420,27 @@ def refit(cfg: Config, h: History, grid: Grid, *, state_dir: Path | str, now: da
                         f"vs {cal.rmse_c:.3f} K for the new fit)")
 
 
+def weekly_refit(cfg: Config, st: Any, now: datetime, days: float = DB_DEFAULT_DAYS) -> tuple[bool, str]:
+    """The daemon's weekly job (``[daemon] calibrate_weekly``): fit the last ``days`` of its own
+    history and store the result unless the stored parameters fit that history better.
+
+    ``st`` is the daemon's open ``atsd.store.Store``. Blocking: call it through ``asyncio.to_thread``.
+    Returns ``(replaced, message)``; a refusal or unusable history keeps the stored parameters.
+    """
+    from atsd.core import house
+
+    model = house.thermal_model(cfg)
+    try:
+        h, grid, _notes = history_from_store(st, now - timedelta(days=days), now, cfg.planner.slot_minutes * 60,
+                                             db_names(cfg), model.heat_pump, model.design_heat_w)
+        h = with_setpoints(h, grid, cfg)
+        _doc, replaced, message = refit(cfg, h, grid, state_dir=cfg.daemon.state_dir, now=now,
+                                        source="daemon history")
+    except (DataError, CalibrationRefused) as exc:
+        reason = exc.reason if isinstance(exc, CalibrationRefused) else str(exc)
+        return False, f"kept the stored parameters: the weekly re-fit was refused: {reason}"
+    return replaced, message
+
+
 __all__ = ["CalibrationRefused", "DataError", "history_from_csv", "history_from_db", "load_overrides",
-           "refit", "save", "should_replace"]
+           "refit", "save", "should_replace", "weekly_refit"]

@@ -265,3 +265,23 @@ def test_history_from_the_daemon_store_fits_like_the_csv():
 def test_missing_history_database_exits_1(tmp_path, capsys):
     assert main(["calibrate", "--db", str(tmp_path / "history.db")]) == 1
     assert "no such history database" in capsys.readouterr().err
+
+
+def test_weekly_refit_stores_a_fit_and_keeps_it_when_the_next_is_refused(tmp_path):
+    from datetime import timedelta
+
+    h, _m = hist.standard(8.0, seed=3)
+    grid = Grid(hist.START, h.step_s, h.n)
+    cfg = Config(daemon=DaemonConfig(state_dir=tmp_path, calibrate_weekly=True))
+    store = FakeStore(h, grid)
+    store.aggs = [a for a in store.aggs if a.name != "living_room"] + [
+        type(a)(**{**vars(a), "name": "indoor_c"}) for a in store.aggs if a.name == "living_room"]
+    replaced, message = calibration.weekly_refit(cfg, store, grid.end)
+    assert replaced, message
+    stored = calibration.load_overrides(tmp_path)
+    assert stored is not None
+    # A month later with no readings logged since: refused, the stored parameters stay.
+    replaced, message = calibration.weekly_refit(cfg, store, grid.end + timedelta(days=31))
+    assert not replaced
+    assert "refused" in message
+    assert calibration.load_overrides(tmp_path) == stored
