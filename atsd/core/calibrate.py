@@ -19,8 +19,9 @@ bias the whole segment). Confidence intervals come from the Jacobian at the opti
 ``cov = s²·(JᵀJ)⁻¹`` (segment starts projected out), mapped to UA, C, A and g by the delta method.
 
 Without a measured heat series (SG-Ready relays only) UA and C cannot be told apart: the relay fit
-estimates τ and a heating rate per mode (K/h: the mode's heat over C) and is marked a model
-estimate.
+estimates τ and heating rates (K/h: heat over C) and is marked a model estimate. Two models compete
+on the same multi-step error: a fixed heat per mode (linear, as above) and a heat pump that holds
+each mode's setpoint (piecewise: Levenberg-Marquardt with analytic sensitivities).
 
 Pure core: numpy only, no I/O, no clock. The shell (:mod:`atsd.calibration`) reads the data,
 stores the result and decides whether a new fit replaces the old one.
@@ -305,21 +306,18 @@ class _Solve:
     resid: FloatArray  # masked residuals, flattened
 
 
-def _solve(lay: _Layout, tau_s: float, step_s: int, fixed: FloatArray | None = None) -> _Solve:
-    """Best linear coefficients (or the ``fixed`` ones) and start temperatures for this τ."""
+def _solve(lay: _Layout, tau_s: float, step_s: int) -> _Solve:
+    """Best linear coefficients and start temperatures for this τ (exact linear least squares)."""
     phi = math.exp(-step_s / tau_s)
     k_mat, p0, _dk, _dp0 = _kernel(phi, lay.length)
     z = lay.tout @ k_mat.T  # (S, L+1)
     x_mat = np.einsum("kj,sjq->skq", k_mat, lay.regressors)  # (S, L+1, p)
-    # Include the start row so that the start estimate sees the first measurement too.
+    # The start estimate sees the segment's first measurement too (``start_mask``).
     target = _project(lay, p0, lay.y - z)
     xp = _project(lay, p0, x_mat)
     t = target[lay.mask]
     a_mat = xp[lay.mask]
-    if fixed is None:
-        coef, *_ = np.linalg.lstsq(a_mat, t, rcond=None)
-    else:
-        coef = fixed
+    coef, *_ = np.linalg.lstsq(a_mat, t, rcond=None)
     r = t - a_mat @ coef
     return _Solve(tau_s, np.asarray(coef, dtype=np.float64), float(r @ r), np.asarray(r, dtype=np.float64))
 
