@@ -3,10 +3,13 @@ that cannot identify them."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atsd.core.calibrate import CalibrationRefused, History, Limits, fit, score
 from atsd.core.modes import Mode
@@ -205,3 +208,25 @@ def test_score_ranks_true_parameters_above_wrong_ones():
     assert right < 0.12
     assert wrong > 1.5 * right
     assert score(h, UA, C_KWH) <= right + 1e-9  # fitting the offset can only help
+
+
+@functools.cache
+def _base_history() -> History:
+    return hist.standard(5.0, seed=11)[0]
+
+
+@settings(max_examples=8, deadline=None)
+@given(scale=st.floats(0.3, 3.0), shift_c=st.floats(-15.0, 15.0))
+def test_fit_scales_with_the_heat_and_ignores_the_temperature_origin(scale, shift_c):
+    # Heat ×k is the same house with UA and C ×k; moving every temperature by a constant changes nothing.
+    h = _base_history()
+    ref = fit(h)
+    got = fit(replace(h, heat_w=h.heat_w * scale, indoor_c=h.indoor_c + shift_c, outdoor_c=h.outdoor_c + shift_c))
+    assert got.ua_w_per_k is not None
+    assert ref.ua_w_per_k is not None
+    assert got.capacitance_kwh_per_k is not None
+    assert ref.capacitance_kwh_per_k is not None
+    assert got.ua_w_per_k.value == pytest.approx(ref.ua_w_per_k.value * scale, rel=1e-4)
+    assert got.capacitance_kwh_per_k.value == pytest.approx(ref.capacitance_kwh_per_k.value * scale, rel=1e-4)
+    assert got.tau_h.value == pytest.approx(ref.tau_h.value, rel=1e-4)
+    assert got.rmse_c == pytest.approx(ref.rmse_c, rel=1e-4)
