@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 FILENAME = "calibration.json"
 FORMAT_VERSION = 1
 RMSE_TOLERANCE = 1e-3
-OVERRIDE_KEYS = ("ua_w_per_k", "capacitance_kwh_per_k", "solar_aperture_m2")
+OVERRIDE_KEYS = ("ua_w_per_k", "capacitance_kwh_per_k", "solar_aperture_m2", "internal_gains_w")
 
 
 # -- reading history ----------------------------------------------------------------------------
@@ -291,6 +291,8 @@ def calibration_doc(cal: Calibration, grid: Grid, *, fitted_at: datetime, source
             overrides = {"capacitance_kwh_per_k": tau_s * ua_cfg / J_PER_KWH}
             all_notes.append(f"capacitance derived from the fitted time constant and the configured UA "
                              f"({ua_cfg:.0f} W/K): a model estimate")
+        if "OFF" in rate:  # in OFF only the internal (and mean solar) gains heat the house
+            overrides["internal_gains_w"] = rate["OFF"].value / 3600.0 * overrides["capacitance_kwh_per_k"] * J_PER_KWH
     doc.update({
         "version": FORMAT_VERSION,
         "fitted_at": iso_z(fitted_at),
@@ -353,7 +355,8 @@ def load_overrides(state_dir: Path | str) -> dict[str, float] | None:
     out: dict[str, float] = {}
     for k in OVERRIDE_KEYS:
         v = raw.get(k)
-        if isinstance(v, int | float) and math.isfinite(v) and (v > 0 or (k == "solar_aperture_m2" and v >= 0)):
+        if isinstance(v, int | float) and math.isfinite(v) and (v > 0 or (k == "solar_aperture_m2" and v >= 0)
+                                                                or k == "internal_gains_w"):
             out[k] = float(v)
     return out or None
 
@@ -368,7 +371,7 @@ def rescore(doc: Mapping[str, Any] | None, h: History, cfg: Config) -> float | N
     from atsd.core import house
 
     b = house.building(cfg, {k: float(v) for k, v in over.items() if k in OVERRIDE_KEYS})
-    gains = doc.get("internal_gains_w")
+    gains = over.get("internal_gains_w", doc.get("internal_gains_w"))
     try:
         return score(h, b.ua_w_per_k, b.capacitance_kwh_per_k,
                      b.solar_aperture_m2 if h.ghi_w_m2 is not None else 0.0,

@@ -104,6 +104,7 @@ def test_apply_writes_atomically_and_load_overrides_reads_back(history_csv, tmp_
     assert over is not None
     assert over["ua_w_per_k"] == pytest.approx(doc["ua_w_per_k"], rel=1e-3)
     assert over["capacitance_kwh_per_k"] == pytest.approx(doc["capacitance_kwh_per_k"], rel=1e-3)
+    assert over["internal_gains_w"] == pytest.approx(doc["internal_gains_w"], rel=1e-3)
 
 
 def test_should_replace_keeps_old_parameters_unless_the_new_fit_is_no_worse():
@@ -159,7 +160,7 @@ def test_relay_only_csv_is_labelled_a_model_estimate(tmp_path, capsys):
     assert abs(doc["tau_h"] / 31.25 - 1) < 0.1
     assert set(doc["heat_rate_k_per_h"]) == {"OFF", "ECO", "NORMAL", "BOOST"}
     # The planner gets a capacitance from the fitted τ and the configured UA, labelled as such.
-    assert set(doc["overrides"]) == {"capacitance_kwh_per_k"}
+    assert set(doc["overrides"]) == {"capacitance_kwh_per_k", "internal_gains_w"}
     assert any("model estimate" in n for n in doc["notes"])
 
 
@@ -285,3 +286,12 @@ def test_weekly_refit_stores_a_fit_and_keeps_it_when_the_next_is_refused(tmp_pat
     assert not replaced
     assert "refused" in message
     assert calibration.load_overrides(tmp_path) == stored
+
+
+def test_overrides_reach_the_thermal_model():
+    from atsd.core import house
+
+    b = house.building(Config(), {"ua_w_per_k": 111.0, "capacitance_kwh_per_k": 3.0, "solar_aperture_m2": 0.0,
+                                  "internal_gains_w": 123.0})
+    assert (b.ua_w_per_k, b.capacitance_kwh_per_k, b.solar_aperture_m2, b.internal_gains_w) == \
+        pytest.approx((111.0, 3.0, 0.0, 123.0))

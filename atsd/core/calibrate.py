@@ -138,6 +138,9 @@ class Calibration:
             out["capacitance_kwh_per_k"] = self.capacitance_kwh_per_k.value
         if self.solar_aperture_m2 is not None:
             out["solar_aperture_m2"] = max(0.0, self.solar_aperture_m2.value)
+        if self.internal_gains_w is not None:
+            # Without a GHI series this includes the history's mean solar gain.
+            out["internal_gains_w"] = self.internal_gains_w.value
         return out
 
     def as_json(self) -> dict[str, object]:
