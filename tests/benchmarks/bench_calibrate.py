@@ -1,6 +1,7 @@
 """Calibration targets: fit time of a 30-day 15-minute history, and savings recovered on a mismatched house.
 
-Run: ``python tests/benchmarks/bench_calibrate.py [--quick]``. Not a test: timings depend on the
+Run: ``python tests/benchmarks/bench_calibrate.py [--quick]`` (the shared data directory, default
+``/work/shared/data``, or ``ATSD_DATA``). Not a test: timings depend on the
 machine; the figures go in the notes.
 
 1. **Fit time**: a 30-day history at 15-minute resolution that the thermal model generates (real
@@ -86,8 +87,8 @@ class Replay:
     """Real prices and temperatures on the 15-minute grid, and the plant (the true house)."""
 
     def __init__(self, cfg: Config, start: datetime, days: float):
-        prices = read_csv(hist.PRICES, ("price_eur_per_mwh",))
-        weather = read_csv(hist.WEATHER, ("temp_c",))
+        prices = read_csv(hist.SHARED_PRICES, ("price_eur_per_mwh",))
+        weather = read_csv(hist.SHARED_WEATHER, ("temp_c",))
         n = round(days * 86400 / STEP_S) + HORIZON_H * 3600 // STEP_S
         self.grid = Grid(start, STEP_S, n)
         self.spot = resample_step(prices.epoch_s, prices.values["price_eur_per_mwh"], prices.step_s, self.grid)
