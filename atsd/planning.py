@@ -31,6 +31,10 @@ def plan_forecast(cfg: Config, forecast: Forecast, start_c: float, *, planner: s
         if not np.isfinite(forecast.get(name)).all():
             missing = int((~np.isfinite(forecast.get(name))).sum())
             raise PlanningError(f"forecast series {name} has {missing} unknown slots; fill them before planning")
+    if model is None:  # fitted parameters stored by `atsd calibrate --apply` win over the configured ones
+        from atsd.calibration import load_overrides
+
+        model = house.thermal_model(cfg, load_overrides(cfg.daemon.state_dir))
     prob = house.problem(cfg, forecast, start_c, model=model, current_mode=current_mode,
                          current_mode_slots=current_mode_slots, modes=modes)
     fn = get(planner or cfg.planner.planner)
@@ -66,6 +70,7 @@ def build_plan(cfg: Config, *, demo: bool, start: datetime | None, hours: int, i
         t0 = start or datetime.now(UTC)
         forecast = forecast_for_cli(cfg, t0, t0 + timedelta(hours=hours))
     start_c = indoor_c if indoor_c is not None else cfg.comfort.target_c
-    plan, _prob, _ms = plan_forecast(cfg, forecast, start_c, planner=planner,
-                                     now=start or forecast.grid.start)
+    # The demo house is the configured one, never the real house's calibration.
+    plan, _prob, _ms = plan_forecast(cfg, forecast, start_c, planner=planner, now=start or forecast.grid.start,
+                                     model=house.thermal_model(cfg) if demo else None)
     return plan, label

@@ -37,11 +37,13 @@ def building(cfg: Config, overrides: dict[str, float] | None = None) -> Building
     c_j = (b.capacitance_kwh_per_k * J_PER_KWH if b.capacitance_kwh_per_k
            else estimate_capacitance_j_per_k(b.floor_area_m2))
     aperture = b.solar_aperture_m2
+    gains = b.internal_gains_w
     if overrides:  # calibrated parameters from the state directory win over the estimate
         ua = overrides.get("ua_w_per_k", ua)
         c_j = overrides.get("capacitance_kwh_per_k", c_j / J_PER_KWH) * J_PER_KWH
         aperture = overrides.get("solar_aperture_m2", aperture)
-    return Building(ua, c_j, aperture, b.internal_gains_w)
+        gains = overrides.get("internal_gains_w", gains)
+    return Building(ua, c_j, aperture, gains)
 
 
 def heat_pump(cfg: Config) -> HeatPump:
