@@ -157,15 +157,9 @@ DECISION_GAP_S = 600.0  # a slot whose last decision is older than this has an u
 
 
 def db_names(cfg: Config | None) -> dict[str, str]:
-    """Reading names per quantity: the configured sensor of each role, else the defaults above."""
-    names = dict(DB_NAMES)
-    if cfg is not None:
-        for role, key in (("indoor", "indoor"), ("outdoor", "outdoor"), ("power", "power")):
-            for sensor in cfg.sensors:
-                if sensor.role == role:
-                    names[key] = sensor.name
-                    break
-    return names
+    """Reading names per quantity in the daemon's history: it records the combined indoor and outdoor
+    values as ``indoor_c`` / ``outdoor_c`` and the heat pump's electric power as ``elec_w``."""
+    return dict(DB_NAMES)
 
 
 def history_from_db(path: Path | str, start: datetime | None, end: datetime | None, step_s: int = 900,

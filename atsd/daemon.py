@@ -500,7 +500,7 @@ class Daemon:
         self.power_w = power_reading.value if power_reading is not None else None
         price, spot = self._price_now(now)
         values: dict[str, float | None] = {"indoor_c": self.indoor_c, "outdoor_c": self.outdoor_c,
-                                           "price_eur_per_kwh": price, "power_w": self.power_w}
+                                           "price_eur_per_kwh": price, "elec_w": self.power_w}
         for name, r in readings.items():
             if r is not None:
                 values[f"sensor.{name}"] = r.value
@@ -690,7 +690,8 @@ class Daemon:
         except ImportError:
             return
         await self._flush()
-        updated = await asyncio.to_thread(weekly_refit, self.cfg, self.state_dir, now)
+        updated, message = await asyncio.to_thread(weekly_refit, self.cfg, self.store, now)
+        log.info("Weekly calibration: %s", message)
         if updated:
             self.model = house.thermal_model(self.cfg, self._calibration())
             self.replan_event.set()
