@@ -14,13 +14,14 @@ time that is merely later than the last shutdown). The daemon acts on no price u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import heapq
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -128,6 +129,7 @@ class VirtualClock:
         self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._driver: asyncio.Task[None] | None = None
+        self._holds = 0
 
     def now(self) -> datetime:
         return self._now
@@ -185,10 +187,22 @@ class VirtualClock:
             if not fut.done():
                 fut.set_result(None)
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep time still while work runs outside the loop (a thread): ``with clock.hold(): ...``."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+
     async def _drive(self) -> None:
         """Jump to the earliest sleeper whenever the loop is idle; end when nobody sleeps."""
         while True:
             await _settle()
+            while self._holds:
+                await asyncio.sleep(0.0005)
+                await _settle()
             if self.autojump_threshold_s > 0:
                 await asyncio.sleep(self.autojump_threshold_s)
                 await _settle()

@@ -37,7 +37,7 @@ from atsd.clock import Clock, RealClock, clock_synchronized
 from atsd.config import Config
 from atsd.core import house
 from atsd.core.comfort import comfort_band
-from atsd.core.forecast import PRICE, Forecast
+from atsd.core.forecast import Forecast
 from atsd.core.modes import Mode
 from atsd.core.plan import Plan, PlanProblem
 from atsd.core.supervisor import Supervisor, SupervisorRules, Verdict
@@ -52,6 +52,7 @@ DEVICE_DEADLINE_S = 2.0
 BACKOFF_MAX_S = 300.0
 REPLAN_DEVIATION_K = 0.5  # re-plan when the house leaves the predicted trajectory by this much
 RECENT_DECISIONS = 40
+FIRST_PLAN_WAIT_S = 5.0
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Daemon:
         self.replan_event = asyncio.Event()
         self.tick_event = asyncio.Event()
         self.ready = asyncio.Event()
+        self.planned = asyncio.Event()
         self.first_tick_done = False
         # live state
         self.current_plan: Plan | None = None
@@ -127,6 +129,7 @@ class Daemon:
         self._last_tick_at: datetime | None = None
         self._saved_state: str | None = None
         self._episodes: dict[str, int] = {}
+        self._keep: set[asyncio.Future[Any]] = set()
         self.model: ThermalModel = house.thermal_model(cfg, self._calibration())
         self.store: Any = None
         self.devices: Any = None
@@ -183,7 +186,7 @@ class Daemon:
                         tg.create_task(self._guard(name, lambda j=job, n=nxt: self._clock_job(j, n)),
                                        name=f"atsd-{name}")
                     tg.create_task(self._stop_watcher(), name="atsd-stop")
-            except* _Stop:
+            except* _StopRequestedError:
                 pass
             finally:
                 log.info("Stopping: heat pump to NORMAL, history flushed.")
@@ -206,7 +209,7 @@ class Daemon:
 
     async def _stop_watcher(self) -> None:
         await self.stop_event.wait()
-        raise _Stop
+        raise _StopRequestedError
 
     async def _guard(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
         """Run a long-running part forever: log its failure once, back off, retry."""
@@ -316,6 +319,10 @@ class Daemon:
         from atsd import systemd
 
         tick_s = self.cfg.daemon.tick_s
+        # Give the first plan a moment (real seconds), so the first decision follows it; a slow network
+        # must not delay READY: the first tick runs on the supervisor's NORMAL if no plan came in time.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.planned.wait(), FIRST_PLAN_WAIT_S)
         interval = systemd.watchdog_interval_s()
         if interval is not None and interval < tick_s / max(1.0, _speed(self.clock)):
             log.warning("The systemd watchdog (%.0f s) is shorter than a tick (%.0f s).", interval * 2, tick_s)
@@ -486,7 +493,7 @@ class Daemon:
         return None, None
 
     def _one_slot_drive(self, now: datetime, seconds: float) -> Any:
-        g = Grid(now, max(1, int(round(seconds))), 1)
+        g = Grid(now, max(1, round(seconds)), 1)
         band = comfort_band(Grid(floor_time(now, self.step_s), self.step_s, 1), self.cfg.comfort, self.cfg.device.tz)
         out = self.outdoor_c if self.outdoor_c is not None else 0.0
         return self.model.drive(g, np.array([out]), None, band.target_c, band.min_c, band.max_c)
@@ -498,7 +505,7 @@ class Daemon:
         energy_reading = self.devices.combined("energy", now) if self.devices is not None else None
         power_reading = self.devices.combined("power", now) if self.devices is not None else None
         self.power_w = power_reading.value if power_reading is not None else None
-        price, spot = self._price_now(now)
+        price, _spot = self._price_now(now)
         values: dict[str, float | None] = {"indoor_c": self.indoor_c, "outdoor_c": self.outdoor_c,
                                            "price_eur_per_kwh": price, "elec_w": self.power_w}
         for name, r in readings.items():
@@ -547,11 +554,18 @@ class Daemon:
     # -- planning ------------------------------------------------------------------------------------
 
     async def _planner_loop(self) -> None:
-        await self.sources.refresh_prices(self.clock.now())
-        await self.sources.refresh_weather(self.clock.now())
+        first = asyncio.ensure_future(self._initial_fetch())
+        self._keep.add(first)
+        first.add_done_callback(self._keep.discard)
+        _done, pending = await asyncio.wait({first}, timeout=FIRST_PLAN_WAIT_S)
+        if pending:
+            log.info("The first forecast fetch is slow; planning on the cache and estimates meanwhile.")
         while True:
             now = self.clock.now()
-            await self.replan(now)
+            try:
+                await self.replan(now)
+            finally:
+                self.planned.set()
             nxt = floor_time(now, self.step_s) + timedelta(seconds=self.step_s)
             self.replan_event.clear()
             sleeper = asyncio.ensure_future(self.clock.sleep_until(nxt))
@@ -561,6 +575,15 @@ class Daemon:
             finally:
                 for f in (sleeper, waker):
                     f.cancel()
+
+    async def _initial_fetch(self) -> None:
+        now = self.clock.now()
+        results = await asyncio.gather(self.sources.refresh_prices(now), self.sources.refresh_weather(now),
+                                       self.sources.refresh_grid(now), return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                log.error("The first forecast fetch failed: %r", r)
+        self.replan_event.set()
 
     async def replan(self, now: datetime) -> Plan | None:
         """Plan from the current slot over the horizon; keeps the old plan when planning fails."""
@@ -576,7 +599,7 @@ class Daemon:
         st = self.supervisor.state
         held = int((now - st.since).total_seconds() // self.step_s) if st.since else 1_000_000
         try:
-            plan, prob, ms = await asyncio.to_thread(
+            plan, prob, ms = await self._in_thread(
                 plan_forecast, self.cfg, fc, start_c, now=now, model=self.model, current_mode=st.mode,
                 current_mode_slots=max(0, held), modes=self.supervisor.supported)
         except PlanningError as exc:
@@ -673,7 +696,7 @@ class Daemon:
         from atsd.store import StoreError
 
         try:
-            n = await asyncio.to_thread(self.store.flush)
+            n = await self._in_thread(self.store.flush)
             self._recovered("store", "History writes work again.")
             log.debug("Flushed %d history records.", n)
         except StoreError as exc:
@@ -681,7 +704,7 @@ class Daemon:
 
     async def _retention(self, now: datetime) -> None:
         await self._flush()
-        res = await asyncio.to_thread(self.store.apply_retention, now)
+        res = await self._in_thread(self.store.apply_retention, now)
         log.info("History retention: %d raw readings folded into 15-minute aggregates.", res.aggregated)
 
     async def _calibrate(self, now: datetime) -> None:
@@ -690,7 +713,7 @@ class Daemon:
         except ImportError:
             return
         await self._flush()
-        updated, message = await asyncio.to_thread(weekly_refit, self.cfg, self.store, now)
+        updated, message = await self._in_thread(weekly_refit, self.cfg, self.store, now)
         log.info("Weekly calibration: %s", message)
         if updated:
             self.model = house.thermal_model(self.cfg, self._calibration())
@@ -814,6 +837,15 @@ class Daemon:
         return {"clock_ok": self.clock_ok, "plan": self.current_plan is not None,
                 "failing": sorted(k for k, v in self._episodes.items() if v > 0)}
 
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Blocking work (SQLite, planning) off the loop that feeds the watchdog; a virtual clock
+        stands still meanwhile, so simulated time never runs ahead of the work."""
+        hold = getattr(self.clock, "hold", None)
+        if hold is None:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        with hold():
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
     # -- logging helpers --------------------------------------------------------------------------
 
     def _episode(self, key: str, message: str) -> None:
@@ -875,7 +907,7 @@ class Daemon:
                 ok = bool(d.get("ok", d.get("status") == "ok"))
                 out.append({"name": f"sensor:{name}", "ok": ok, "last_success": d.get("last_ok") or d.get("timestamp"),
                             "fallback": False, "message": str(d.get("message") or d.get("status") or "")})
-        if "actuator" in self._episodes and self._episodes["actuator"]:
+        if self._episodes.get("actuator"):
             out.append({"name": "actuator", "ok": False, "last_success": None, "fallback": False,
                         "message": "the actuator does not answer"})
         return out
@@ -905,7 +937,7 @@ class Daemon:
         rows: list[dict[str, Any]] = []
         mem_start = self.rows[0]["time"] if self.rows else end
         if start < mem_start:
-            rows.extend(await asyncio.to_thread(self._stored_history, start, min(end, mem_start)))
+            rows.extend(await self._in_thread(self._stored_history, start, min(end, mem_start)))
         for r in self.rows:
             if start <= r["time"] < end:
                 row: dict[str, Any] = {"time": r["time"], "mode": r["mode"], "energy_kwh": round(r["energy_kwh"], 4),
@@ -922,7 +954,7 @@ class Daemon:
     def _stored_history(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         by_time: dict[datetime, dict[str, Any]] = {}
         names = {"indoor_c": "indoor_c", "outdoor_c": "outdoor_c", "price_eur_per_kwh": "price_eur_per_kwh"}
-        for a in self.store.aggregates(start, end, list(names) + ["energy_kwh", "cost_eur"]):
+        for a in self.store.aggregates(start, end, [*list(names), "energy_kwh", "cost_eur"]):
             row = by_time.setdefault(a.start, {"time": a.start})
             if a.name in ("energy_kwh", "cost_eur"):
                 row[a.name] = round(a.mean * a.count, 4)
@@ -939,7 +971,7 @@ class Daemon:
 
         if self.current_plan is None or self.current_problem is None:
             raise ValueError("no plan yet: nothing to evaluate against")
-        return await asyncio.to_thread(evaluate_schedule, self.current_problem, self.current_plan, schedule)
+        return await self._in_thread(evaluate_schedule, self.current_problem, self.current_plan, schedule)
 
     async def override(self, mode: Mode | None, until: datetime, reason: str) -> dict[str, Any]:  # type: ignore[override]
         return await self.override_mode(mode, until, reason)
@@ -954,7 +986,7 @@ class Daemon:
                 "replans_total": c.replans, "supervisor_interventions_total": c.interventions}
 
 
-class _Stop(Exception):
+class _StopRequestedError(Exception):
     """Raised inside the TaskGroup to stop every task (a signal arrived)."""
 
 

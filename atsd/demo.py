@@ -110,4 +110,4 @@ def outdoor_now(forecast: Forecast, now: datetime) -> float | None:
     return None if not np.isfinite(v[0]) else float(v[0])
 
 
-__all__ = ["DEMO_START", "DemoForecasts", "DaemonConfig", "demo_config", "demo_outdoor", "demo_state_dir"]
+__all__ = ["DEMO_START", "DaemonConfig", "DemoForecasts", "demo_config", "demo_outdoor", "demo_state_dir"]

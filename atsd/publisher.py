@@ -10,6 +10,7 @@ is handed to a callback the daemon gives, which answers through the supervisor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -94,8 +95,6 @@ class StatusPublisher(_Connection):
         """Say ``offline`` on a clean stop (the last will covers a crash)."""
         client = self.client
         if client is not None:
-            try:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await asyncio.wait_for(client.publish(self.topic(messages.AVAILABILITY), messages.OFFLINE,
                                                       qos=1, retain=True), 2.0)
-            except (aiomqtt.MqttError, TimeoutError):
-                pass

@@ -152,11 +152,12 @@ def override_url(cfg: Config) -> str:
 def request_override(cfg: Config, mode: Mode, duration_s: float, timeout_s: float = 5.0) -> dict[str, Any]:
     """Ask the running daemon to hold ``mode`` for ``duration_s`` (its supervisor decides).
 
-    ``POST /api/override`` with ``{"mode": "BOOST", "duration_s": 600, "source": "cli"}`` and the web
+    ``POST /api/override`` with ``{"mode": "BOOST", "minutes": 10, "reason": "..."}`` and the web
     token as ``Authorization: Bearer``; the daemon answers with JSON (at least ``mode`` and
     ``reason``). Raises :class:`DeviceError` when the daemon cannot be reached or refuses.
     """
-    body = json.dumps({"mode": mode.value, "duration_s": duration_s, "source": "cli"}).encode()
+    body = json.dumps({"mode": mode.value, "minutes": max(1.0, duration_s / 60.0),
+                       "reason": "installer check with atsd set-mode"}).encode()
     req = urllib.request.Request(override_url(cfg), data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     token = read_secret(cfg.web.token, cfg.web.token_file, "ATSD_WEB_TOKEN")

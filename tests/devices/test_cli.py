@@ -158,7 +158,7 @@ def test_set_mode_goes_through_the_daemon_while_it_holds_the_lock(tmp_path: Path
             DaemonLock(tmp_path / "state").acquire()
         assert main(["set-mode", "BOOST", "--for", "10m", "--config", str(cfg)]) == EX_OK
     assert not daemon_running(tmp_path / "state")
-    assert seen == [({"mode": "BOOST", "duration_s": 600.0, "source": "cli"}, "Bearer s3cret")]
+    assert seen == [({"mode": "BOOST", "minutes": 10.0, "reason": "installer check with atsd set-mode"}, "Bearer s3cret")]
     assert "override until 12:10" in capsys.readouterr().out
 
 
