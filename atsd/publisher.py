@@ -47,7 +47,7 @@ class StatusPublisher(_Connection):
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         await client.publish(self.topic(messages.AVAILABILITY), messages.ONLINE, qos=1, retain=True)
-        for leaf, payload in self.retained.items():
+        for leaf, payload in list(self.retained.items()):  # publish() may add while we await
             await client.publish(self.topic(leaf), payload, qos=1, retain=True)
         if self.on_command is not None:
             await client.subscribe(self.topic(messages.DR_SET), qos=1)

@@ -292,10 +292,16 @@ async def test_status_publisher_reconnects_after_the_broker_restarts(tmp_path, m
     clock = VirtualClock(DEMO_START, auto_advance=True, autojump_threshold_s=0.0)
     d = Daemon(cfg, clock, demo=True)
     task = asyncio.create_task(d.run())
-    await clock.sleep(300)
-    assert await d.publisher.wait_connected(5)
-    await asyncio.to_thread(mosquitto.restart)
-    assert await d.publisher.wait_connected(15)
+    with clock.hold():  # real waits: simulated time stands still meanwhile
+        await asyncio.wait_for(d.ready.wait(), 30)
+        assert await d.publisher.wait_connected(15), d.publisher.last_error
+        connects = d.publisher.connects
+        await asyncio.to_thread(mosquitto.restart)
+        for _ in range(300):
+            if d.publisher.connects > connects and d.publisher.connected.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert d.publisher.connects > connects, d.publisher.last_error
     await clock.sleep(600)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
         await c.subscribe("atsd/house-r/status", qos=1)
