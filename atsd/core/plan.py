@@ -53,6 +53,9 @@ class PlanProblem:
     co2_g_per_kwh: FloatArray | None = None
     co2_weight_eur_per_t: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    # Per-slot (min, max) mode rank, e.g. a demand-response window: shed caps at ECO/OFF, boost
+    # forces BOOST. Planners keep within them unless comfort min would break (the floor wins).
+    mode_bounds: tuple[NDArray[np.int_], NDArray[np.int_]] | None = None
 
     @property
     def n(self) -> int:
@@ -65,6 +68,12 @@ class PlanProblem:
             co2 = np.nan_to_num(np.asarray(self.co2_g_per_kwh, dtype=np.float64), nan=0.0)
             p = p + co2 * 1e-6 * self.co2_weight_eur_per_t
         return p
+
+    def bounded(self, i: int) -> tuple[int, int]:
+        """The (min, max) mode rank allowed in slot ``i``."""
+        if self.mode_bounds is None:
+            return Mode.OFF.rank, Mode.BOOST.rank
+        return int(self.mode_bounds[0][i]), int(self.mode_bounds[1][i])
 
     def floor_c(self) -> FloatArray:
         """Planning floor: comfort min plus the margin that keeps the supervisor out of the way."""

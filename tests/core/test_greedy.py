@@ -133,3 +133,35 @@ def test_plan_document_follows_the_design_shape():
     assert doc["comfort"]["min_c"] == 20.0
     assert doc["comfort"]["max_c"] == 23.0
     assert abs(sum(s["cost_eur"] for s in doc["schedule"]) - doc["estimated_cost"]) < 0.01
+
+
+def test_demand_response_window_changes_the_plan_and_keeps_the_floor():
+    import dataclasses
+
+    from atsd.core.flex import mode_bounds_for_event
+
+    prices = np.full(96, 60.0)
+    prob = make_problem(prices, np.full(96, -5.0))
+    start, end = prob.grid.time(40), prob.grid.time(48)
+    bounds = mode_bounds_for_event(prob.n, prob.grid.times(), start, end, "shed", prob.grid.step_s)
+    shed = dataclasses.replace(prob, mode_bounds=bounds)
+    modes = greedy.plan(shed).modes
+    assert set(greedy.plan(prob).modes) == {Mode.NORMAL}
+    assert all(m.rank <= Mode.ECO.rank for m in modes[40:43])  # shed while the stored heat lasts (greedy is myopic)
+    traj = prob.model.simulate(prob.drive, prob.start_c, modes)
+    assert np.all(traj.end_c >= prob.comfort.min_c - 1e-6)
+
+
+def test_flexibility_envelope_is_bounded_by_the_off_block_and_comfort():
+    from atsd.core.flex import envelope
+
+    prob = make_problem(np.linspace(40, 90, 96), np.full(96, -10.0))
+    plan = make_plan(prob, greedy.plan(prob), "t", prob.grid.start)
+    env = envelope(prob, plan, hours=24)
+    assert len(env) == 96
+    assert all(f.shed_max_min <= prob.rules.max_off_slots * 15 for f in env)
+    floor = float(prob.floor_c()[0])
+    drawing = [f for f, s in zip(env, plan.slots, strict=False)
+               if s.mode is Mode.NORMAL and s.energy_kwh > 0 and s.start_indoor_c > floor + 0.3]
+    assert drawing and all(f.shed_kw > 0 and f.shed_max_min >= 15 for f in drawing)
+    assert any(f.rebound_kwh > 0 for f in drawing)  # heat not bought during the shed is bought afterwards

@@ -104,6 +104,12 @@ def plan(problem: PlanProblem) -> Decision:
             floor_hit = False
         elif floor_hit and want.rank < Mode.NORMAL.rank:
             want, reason = Mode.NORMAL, "NORMAL: the stored heat is used up; holding the comfort floor"
+        lo_r, hi_r = problem.bounded(i)
+        if not lo_r <= want.rank <= hi_r:
+            inside = [m for m in order if lo_r <= m.rank <= hi_r]
+            if inside:
+                want = inside[-1] if want.rank > hi_r else inside[0]
+                reason = f"{want.value}: demand-response event ({'shed' if want.rank < lo_r or hi_r < 3 else 'boost'})"
         if want is Mode.OFF:
             new_block = cur is not Mode.OFF
             if (off_run >= rules.max_off_slots
