@@ -60,8 +60,7 @@ class Override:
     mode: Mode
     until: datetime
     reason: str
-    by: str  # "override" or "demand-response"
-    event: messages.DemandResponseEvent | None = None
+    by: str  # "override"
     start: datetime | None = None
 
 
@@ -113,6 +112,7 @@ class Daemon:
         self.current_forecast: Forecast | None = None
         self.restored_plan: dict[str, Any] | None = None
         self.override: Override | None = None
+        self.dr_events: list[messages.DemandResponseEvent] = []
         self.dr_today: dict[str, int] = {}
         self.last_verdict: Verdict | None = None
         self.by = "failsafe"
@@ -125,6 +125,10 @@ class Daemon:
         self.rows: deque[dict[str, Any]] = deque(maxlen=7 * 24 * 3600 // self.step_s)
         self.today = {"day": None, "cost_eur": 0.0, "baseline_cost_eur": 0.0, "energy_kwh": 0.0}
         self.shadow: Shadow | None = None
+        from atsd.health import HealthMonitor
+
+        self.health = HealthMonitor()
+        self._alerts_sent: list[str] | None = None
         self._last_energy: float | None = None
         self._last_tick_at: datetime | None = None
         self._saved_state: str | None = None
@@ -399,6 +403,10 @@ class Daemon:
         self.store.add_decision(now, verdict.mode.value, requested.value if requested else "none", verdict.reason,
                                 overridden=verdict.overridden, rule=verdict.rule)
         self._save_supervisor()
+        self.health.supervisor(now, verdict.overridden)
+        indoor_names = {s.name for s in self.cfg.sensors if s.role == "indoor"}
+        self.health.sensors(now, {k: r.value for k, r in readings.items() if k in indoor_names and r is not None},
+                            changed)
         self._account(now, readings, verdict.mode)
         self._check_deviation(now)
         self._publish_status(now)
@@ -422,6 +430,9 @@ class Daemon:
             i = plan.grid.index_of(now)
             if 0 <= i < len(plan.slots):
                 s = plan.slots[i]
+                ev = self._event_now(now)
+                if ev is not None:
+                    return s.mode, f"{s.reason} [demand-response event {ev.event_id}]", "demand-response"
                 return s.mode, s.reason, "plan"
         doc = self.restored_plan
         if doc is not None:
@@ -458,8 +469,10 @@ class Daemon:
         try:
             await asyncio.wait_for(act.apply(mode), max(DEVICE_DEADLINE_S, self.cfg.actuator.write_timeout_s * 2))
             self._recovered("actuator", "The actuator answers again.")
+            self.health.actuator(self.clock.now(), failed=False)
         except (DeviceError, TimeoutError) as exc:
             self.counters.device_errors += 1
+            self.health.actuator(self.clock.now(), failed=True)
             self._episode("actuator", f"The actuator did not take {mode.value}: {exc}; retrying every tick.")
 
     def _save_supervisor(self, force: bool = False) -> None:
@@ -524,6 +537,9 @@ class Daemon:
             kwh = measured if measured is not None else model_kwh
             if self.shadow is None:
                 self.shadow = Shadow(start_c)
+            pred0 = self.health.predicted_start()
+            pred = self.model.step1(drive, 0, pred0, mode.rank)[0] if pred0 is not None else None
+            self.health.delivery(now, mode, self.indoor_c, pred)
             s_end, _m, _c, _a, s_kwh = self.model.step1(drive, 0, self.shadow.indoor_c, Mode.NORMAL.rank)
             self.shadow.indoor_c = s_end
             if price is not None:
@@ -601,7 +617,8 @@ class Daemon:
         try:
             plan, prob, ms = await self._in_thread(
                 plan_forecast, self.cfg, fc, start_c, now=now, model=self.model, current_mode=st.mode,
-                current_mode_slots=max(0, held), modes=self.supervisor.supported)
+                current_mode_slots=max(0, held), modes=self.supervisor.supported,
+                events=tuple((e.start, e.end, e.kind) for e in self.dr_events if e.end > now))
         except PlanningError as exc:
             self._episode("planner", f"No plan: {exc}; the supervisor holds NORMAL.")
             return None
@@ -615,6 +632,13 @@ class Daemon:
                       plan.estimated_cost, plan.estimated_savings)
             if self.publisher is not None:
                 self.publisher.publish(messages.PLAN, messages.plan_summary_message(plan.as_json()))
+        if self.publisher is not None and self.cfg.grid.publish_flexibility:
+            from atsd.core.flex import envelope
+
+            env = await self._in_thread(envelope, prob, plan)
+            self.publisher.publish(messages.FLEXIBILITY, messages.flexibility_message(
+                self.cfg.device.device_id, now, plan.grid.step_s // 60,
+                [messages.FlexSlot(f.start, f.shed_kw, f.shed_max_min, f.rebound_kwh) for f in env]))
         return plan
 
     def _start_temperature(self, now: datetime) -> float:
@@ -713,9 +737,11 @@ class Daemon:
         except ImportError:
             return
         await self._flush()
+        old = self._calibration()
         updated, message = await self._in_thread(weekly_refit, self.cfg, self.store, now)
         log.info("Weekly calibration: %s", message)
         if updated:
+            self.health.model(now, old, self._calibration())
             self.model = house.thermal_model(self.cfg, self._calibration())
             self.replan_event.set()
 
@@ -751,7 +777,9 @@ class Daemon:
         return {"status": status, "reason": why, "start": now, "end": end, "mode": mode}
 
     async def handle_demand_response(self, event: messages.DemandResponseEvent) -> dict[str, Any]:
-        """A demand-response event: the floor still wins; answered accepted, partial or refused."""
+        """A demand-response event becomes a planning constraint on its window (shed: at most ECO or
+        OFF; boost: BOOST); the planner pre-charges around it, the supervisor's comfort floor and OFF
+        limits still win. Answered accepted, partial (the floor or the block limit cut it) or refused."""
         g = self.cfg.grid
         now = self.clock.now()
         assert self.supervisor is not None
@@ -765,35 +793,54 @@ class Daemon:
         if self.dr_today.get(day, 0) >= g.dr_max_events_per_day:
             return {"status": "refused", "reason": f"already {g.dr_max_events_per_day} events that day"}
         sup = self.supervisor.supported
-        if event.kind == "shed":
-            mode = Mode.OFF if Mode.OFF in sup else (Mode.ECO if Mode.ECO in sup else None)
-        else:
-            mode = Mode.BOOST if Mode.BOOST in sup else None
-        if mode is None:
+        wanted = (Mode.OFF, Mode.ECO) if event.kind == "shed" else (Mode.BOOST,)
+        if not any(m in sup for m in wanted):
             return {"status": "refused", "reason": f"this heat pump cannot {event.kind} (it offers "
                                                    f"{', '.join(m.value for m in sup)})"}
-        end = event.end
-        status = "accepted"
-        block = timedelta(minutes=self.cfg.supervisor.max_off_block_min)
-        if mode is Mode.OFF and event.end - event.start > block:
-            end = event.start + block
-            status = "partial"
+        before = self._window_energy(event.start, event.end)
         self.dr_today[day] = self.dr_today.get(day, 0) + 1
-        self.override = Override(mode, end, f"{mode.value}: demand-response event {event.event_id}",
-                                 "demand-response", event, event.start)
+        self.dr_events = [e for e in self.dr_events if e.end > now] + [event]
+        plan = await self.replan(now)
         self.tick_event.set()
-        shed_kw = None
+        if plan is None:
+            return {"status": "accepted", "reason": "no plan yet: the event will shape the next plan",
+                    "start": event.start, "end": event.end}
+        idx = [i for i, s in enumerate(plan.slots) if s.start < event.end and
+               s.start.timestamp() + plan.grid.step_s > event.start.timestamp()]
+        ok = [i for i in idx if (plan.slots[i].mode.rank <= Mode.ECO.rank) == (event.kind == "shed")
+              and (event.kind == "shed" or plan.slots[i].mode is Mode.BOOST)]
+        after = self._window_energy(event.start, event.end)
+        hours = max(1e-9, (event.end - event.start).total_seconds() / 3600)
+        shed_kw = (before - after) / hours if before is not None and after is not None else None
+        tz = self.cfg.device.tz
+        window = f"{event.start.astimezone(tz):%H:%M}-{event.end.astimezone(tz):%H:%M}"
+        if idx and len(ok) == len(idx):
+            status, why = "accepted", f"{event.kind} planned for {window}; the comfort floor still wins"
+        elif ok:
+            status = "partial"
+            why = (f"{event.kind} planned for {len(ok)} of {len(idx)} slots of {window}: the comfort floor or the "
+                   f"OFF block limit ({self.cfg.supervisor.max_off_block_min:.0f} min) takes the rest")
+        else:
+            self.dr_events.remove(event)
+            await self.replan(now)
+            status, why = "refused", f"the house cannot {event.kind} in {window} without leaving comfort"
+        res: dict[str, Any] = {"status": status, "reason": why, "start": event.start, "end": event.end,
+                               "shed_kw": None if shed_kw is None or event.kind != "shed" else round(shed_kw, 3)}
+        if status != "refused":
+            res["mode"] = wanted[0] if wanted[0] in sup else wanted[-1]
+        return res
+
+    def _window_energy(self, start: datetime, end: datetime) -> float | None:
         plan = self.current_plan
-        if plan is not None and event.kind == "shed":
-            i = plan.grid.index_of(event.start)
-            if 0 <= i < len(plan.slots):
-                shed_kw = plan.slots[i].energy_kwh / plan.grid.step_h
-        why = (f"{mode.value} from {event.start.astimezone(self.cfg.device.tz):%H:%M} to "
-               f"{end.astimezone(self.cfg.device.tz):%H:%M}; the comfort floor still wins")
-        if status == "partial":
-            why = f"shortened to the {block.total_seconds() / 60:.0f}-minute OFF block limit: {why}"
-        return {"status": status, "reason": why, "start": event.start, "end": end, "mode": mode,
-                "shed_kw": None if shed_kw is None else round(shed_kw, 3)}
+        if plan is None:
+            return None
+        return sum(s.energy_kwh for s in plan.slots if start <= s.start < end)
+
+    def _event_now(self, now: datetime) -> messages.DemandResponseEvent | None:
+        for e in self.dr_events:
+            if e.start <= now < e.end:
+                return e
+        return None
 
     async def _on_mqtt_command(self, leaf: str, payload: bytes) -> None:
         now = self.clock.now()
@@ -816,7 +863,9 @@ class Daemon:
                 log.warning("Ignored a mode command: %s", exc)
                 return
             until = cmd.until or now + timedelta(hours=1)
-            await self.override_mode(cmd.mode, until, cmd.reason)
+            res = await self.override_mode(cmd.mode, until, cmd.reason)
+            log.info("Mode command over MQTT (%s): %s, %s", cmd.mode.value if cmd.mode else "AUTO", res["status"],
+                     res["reason"])
 
     # -- MQTT status ---------------------------------------------------------------------------------
 
@@ -832,6 +881,12 @@ class Daemon:
             health=self._health_summary(), tags=self.cfg.device.tags,
             power_kw=None if self.power_w is None else self.power_w / 1000)
         self.publisher.publish(messages.STATUS, doc)
+        alerts = self._alerts(now)
+        keys = sorted(a["message"] for a in alerts)
+        if keys != self._alerts_sent:
+            self._alerts_sent = keys
+            self.publisher.publish(messages.ALERTS, messages.alerts_message(
+                self.cfg.device.device_id, now, [{**a, "since": iso_z(a["since"])} for a in alerts]))
 
     def _health_summary(self) -> dict[str, Any]:
         return {"clock_ok": self.clock_ok, "plan": self.current_plan is not None,
@@ -882,9 +937,10 @@ class Daemon:
         ov = self.override
         if ov is not None and ov.by == "override":
             snap["override"] = {"mode": ov.mode, "until": ov.until, "reason": ov.reason}
-        elif ov is not None and ov.event is not None:
-            snap["demand_response"] = {"event_id": ov.event.event_id, "kind": ov.event.kind, "start": ov.event.start,
-                                       "end": ov.until, "status": "accepted"}
+        ev = self._event_now(now) or next((e for e in self.dr_events if e.start > now), None)
+        if ev is not None:
+            snap["demand_response"] = {"event_id": ev.event_id, "kind": ev.kind, "start": ev.start, "end": ev.end,
+                                       "status": "accepted"}
         gs = self.sources.grid_status() if self.sources is not None else {}
         if gs.get("stress"):
             snap["grid_stress"] = str(gs["stress"])
@@ -925,6 +981,7 @@ class Daemon:
         for key, n in self._episodes.items():
             if n:
                 alerts.append({"level": "warning", "message": f"{key}: failing ({n} attempts)", "since": now})
+        alerts.extend(self.health.active())
         return alerts
 
     def plan(self) -> Plan | None:

@@ -182,7 +182,9 @@ def dr_ack_message(device_id: str, event_id: str, status: str, reason: str, ts: 
 
 @dataclass(frozen=True)
 class ModeCommand:
-    mode: Mode
+    """A mode to hold (``until`` a time, or the receiver's default), or ``None`` (AUTO): back to the plan."""
+
+    mode: Mode | None
     until: datetime | None
     reason: str = "remote command"
 
@@ -192,12 +194,16 @@ class ModeCommand:
             raw = payload.decode() if isinstance(payload, bytes) else payload
         except UnicodeDecodeError:
             raise MessageError("payload is not UTF-8 text") from None
+        if isinstance(raw, str) and raw.strip().upper() == "AUTO":
+            return cls(None, None)
         if isinstance(raw, str) and raw.strip().upper() in {m.value for m in Mode}:
             return cls(Mode.parse(raw), None)  # Home Assistant's select sends the bare option
         doc = _obj(raw)
         m = doc.get("mode")
         if not isinstance(m, str):
-            raise MessageError("mode must be one of OFF, ECO, NORMAL, BOOST")
+            raise MessageError("mode must be one of AUTO, OFF, ECO, NORMAL, BOOST")
+        if m.strip().upper() == "AUTO":
+            return cls(None, None)
         try:
             mode = Mode.parse(m)
         except ValueError as exc:

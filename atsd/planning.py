@@ -23,7 +23,8 @@ class PlanningError(Exception):
 def plan_forecast(cfg: Config, forecast: Forecast, start_c: float, *, planner: str | None = None,
                   now: datetime | None = None, model: ThermalModel | None = None,
                   current_mode: Mode = Mode.NORMAL, current_mode_slots: int = 1_000_000,
-                  modes: tuple[Mode, ...] | None = None) -> tuple[Plan, PlanProblem, float]:
+                  modes: tuple[Mode, ...] | None = None,
+                  events: tuple[tuple[datetime, datetime, str], ...] = ()) -> tuple[Plan, PlanProblem, float]:
     """Plan over the whole forecast grid; returns the plan, its problem and the planning time in ms."""
     if forecast.grid.n == 0:
         raise PlanningError("the forecast is empty")
@@ -36,7 +37,7 @@ def plan_forecast(cfg: Config, forecast: Forecast, start_c: float, *, planner: s
 
         model = house.thermal_model(cfg, load_overrides(cfg.daemon.state_dir))
     prob = house.problem(cfg, forecast, start_c, model=model, current_mode=current_mode,
-                         current_mode_slots=current_mode_slots, modes=modes)
+                         current_mode_slots=current_mode_slots, modes=modes, events=events)
     fn = get(planner or cfg.planner.planner)
     t0 = time.perf_counter()
     decision = fn(prob)

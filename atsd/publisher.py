@@ -52,15 +52,31 @@ class StatusPublisher(_Connection):
         if self.on_command is not None:
             await client.subscribe(self.topic(messages.DR_SET), qos=1)
             await client.subscribe(self.topic(messages.MODE_SET), qos=1)
+        if self.cfg.mqtt.ha_discovery:
+            await self._announce(client)
+            await client.subscribe(f"{self.cfg.mqtt.discovery_prefix}/status", qos=1)
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        from atsd.hass import discovery
+
+        for t, doc in discovery(self.cfg).items():
+            await client.publish(t, messages.dumps(doc), qos=1, retain=True)
 
     def _message(self, message: aiomqtt.Message) -> None:
+        if self.cfg.mqtt.ha_discovery and str(message.topic) == f"{self.cfg.mqtt.discovery_prefix}/status":
+            if message.payload in (b"online", "online") and self.client is not None:
+                self._spawn(self._announce(self.client), "atsd-ha-discovery")
+            return
         if self.on_command is None:
             return
         split = messages.split_topic(self.prefix, str(message.topic))
         if split is None or split[0] != self.device_id:
             return
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        task = asyncio.create_task(self._handle(split[1], payload), name=f"atsd-command-{split[1]}")
+        self._spawn(self._handle(split[1], payload), f"atsd-command-{split[1]}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

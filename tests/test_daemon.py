@@ -87,8 +87,13 @@ async def test_override_and_demand_response_pass_through_the_supervisor(tmp_path
     await clock.sleep(3 * 3600)
     assert d.last_verdict.mode is not Mode.OFF  # the block ended
     ev = DemandResponseEvent("e1", clock.now() + timedelta(minutes=15), 60, "shed")
+    before = [s.mode for s in d.current_plan.slots if ev.start <= s.start < ev.end]
     res = await d.handle_demand_response(ev)
-    assert res["status"] in ("accepted", "partial")
+    assert res["status"] in ("accepted", "partial"), res
+    during = [s.mode for s in d.current_plan.slots if ev.start <= s.start < ev.end]
+    assert during != before and any(m.rank <= Mode.ECO.rank for m in during)  # the plan changed in its window
+    await clock.sleep_until(ev.end)
+    assert d.decisions[0]["by"] in ("demand-response", "supervisor", "plan")
     too_long = DemandResponseEvent("e2", clock.now(), 6 * 60, "shed")
     assert (await d.handle_demand_response(too_long))["status"] == "refused"
     d.request_stop()

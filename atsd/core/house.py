@@ -6,6 +6,8 @@ shell is what runs at night.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 from atsd.config import U_VALUES, Config
@@ -24,6 +26,7 @@ from atsd.core.thermal import (
     estimate_capacitance_j_per_k,
     estimate_ua_w_per_k,
 )
+from atsd.core.timegrid import Grid
 
 # Capacity change per K of source temperature for air-source units (EN 14511 data of typical
 # inverter units: roughly 2-3 % per K below the rating point).
@@ -114,8 +117,12 @@ def plan_rules(cfg: Config, step_s: int) -> PlanRules:
 
 def problem(cfg: Config, forecast: Forecast, start_c: float, *, model: ThermalModel | None = None,
             comfort: ComfortBand | None = None, current_mode: Mode = Mode.NORMAL,
-            current_mode_slots: int = 1_000_000, modes: tuple[Mode, ...] | None = None) -> PlanProblem:
-    """A planning problem over the forecast's grid. Unknown prices must be filled before this."""
+            current_mode_slots: int = 1_000_000, modes: tuple[Mode, ...] | None = None,
+            events: tuple[tuple[datetime, datetime, str], ...] = ()) -> PlanProblem:
+    """A planning problem over the forecast's grid. Unknown prices must be filled before this.
+
+    ``events`` are demand-response windows ``(start, end, "shed" | "boost")``: constraints on the
+    modes of the slots they cover (the comfort floor still wins)."""
     grid = forecast.grid
     tz = cfg.device.tz
     m = model or thermal_model(cfg)
@@ -130,7 +137,21 @@ def problem(cfg: Config, forecast: Forecast, start_c: float, *, model: ThermalMo
                        forecast.is_estimated(PRICE), forecast.series.get("co2_g_per_kwh"),
                        cfg.planner.co2_weight_eur_per_t,
                        {"cheap_q": cfg.planner.cheap_quantile, "expensive_q": cfg.planner.expensive_quantile,
-                        "temp_step_k": cfg.planner.temp_step_k})
+                        "temp_step_k": cfg.planner.temp_step_k}, _bounds(grid, events))
+
+
+def _bounds(grid: Grid, events: tuple[tuple[datetime, datetime, str], ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    if not events:
+        return None
+    from atsd.core.flex import mode_bounds_for_event
+
+    lo = np.zeros(grid.n, dtype=int)
+    hi = np.full(grid.n, Mode.BOOST.rank, dtype=int)
+    times = grid.times()
+    for start, end, kind in events:
+        elo, ehi = mode_bounds_for_event(grid.n, times, start, end, kind, grid.step_s)
+        lo, hi = np.maximum(lo, elo), np.minimum(hi, ehi)
+    return lo, np.maximum(hi, lo)
 
 
 def fill_missing(values: np.ndarray) -> np.ndarray:

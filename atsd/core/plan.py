@@ -147,6 +147,8 @@ class Plan:
     min_c: float
     max_c: float
     note: str = ""
+    co2_kg: float | None = None  # with a CO2 series (Fingrid's estimate): emissions of the plan
+    baseline_co2_kg: float | None = None
 
     @property
     def raw_savings(self) -> float:
@@ -193,6 +195,8 @@ class Plan:
             "total_energy_kwh": round(self.total_energy_kwh, 2),
             "baseline_energy_kwh": round(self.baseline_energy_kwh, 2),
             "aux_kwh": round(self.aux_kwh, 2),
+            "co2_kg": None if self.co2_kg is None else round(self.co2_kg, 2),
+            "baseline_co2_kg": None if self.baseline_co2_kg is None else round(self.baseline_co2_kg, 2),
             "start_temp_c": round(self.start_c, 2),
             "end_temp_c": round(self.end_c, 2),
             "comfort": {"min_c": self.min_c, "max_c": self.max_c, "feasible": self.comfort.feasible,
@@ -317,11 +321,15 @@ def make_plan(problem: PlanProblem, decision: Decision, device_id: str, generate
     if not report.feasible and not note:
         note = ("The heat pump is too small for this cold: even NORMAL cannot hold the comfort minimum. "
                 "The plan heats as much as it can.")
+    co2 = co2_base = None
+    if problem.co2_g_per_kwh is not None and np.isfinite(problem.co2_g_per_kwh).any():
+        g = np.nan_to_num(np.asarray(problem.co2_g_per_kwh, dtype=np.float64), nan=float(np.nanmean(problem.co2_g_per_kwh)))
+        co2, co2_base = float((traj.elec_kwh * g).sum() / 1000.0), float((base.elec_kwh * g).sum() / 1000.0)
     return Plan(device_id, generated_at, decision.planner, problem.grid, slots,
                 float(np.nansum(cost)), float(np.nansum(base.elec_kwh * price)), float(traj.elec_kwh.sum()),
                 float(base.elec_kwh.sum()), float(traj.aux_kwh.sum()), problem.start_c, end_c, base_end, adj,
                 report, float(problem.comfort.min_c.min()) if problem.n else 0.0,
-                float(problem.comfort.max_c.max()) if problem.n else 0.0, note)
+                float(problem.comfort.max_c.max()) if problem.n else 0.0, note, co2, co2_base)
 
 
 def end_goal_c(problem: PlanProblem) -> float:

@@ -165,3 +165,18 @@ def test_flexibility_envelope_is_bounded_by_the_off_block_and_comfort():
                if s.mode is Mode.NORMAL and s.energy_kwh > 0 and s.start_indoor_c > floor + 0.3]
     assert drawing and all(f.shed_kw > 0 and f.shed_max_min >= 15 for f in drawing)
     assert any(f.rebound_kwh > 0 for f in drawing)  # heat not bought during the shed is bought afterwards
+
+
+def test_carbon_weight_shifts_heat_to_green_slots_and_the_plan_reports_co2():
+    import dataclasses
+
+    prices = np.full(96, 60.0)
+    co2 = np.full(96, 120.0)
+    co2[20:32] = 20.0  # a windy night
+    co2[40:52] = 400.0  # a coal-fired morning
+    prob = make_problem(prices, np.full(96, -5.0))
+    green = dataclasses.replace(prob, co2_g_per_kwh=co2, co2_weight_eur_per_t=2000.0)
+    plan = make_plan(green, greedy.plan(green), "t", prob.grid.start)
+    assert Mode.BOOST in plan.modes[20:32] and Mode.OFF in plan.modes[40:52]
+    assert plan.co2_kg is not None and plan.co2_kg < plan.baseline_co2_kg
+    assert plan.as_json()["co2_kg"] == round(plan.co2_kg, 2)
