@@ -26,7 +26,7 @@ def test_discovery_payloads_follow_home_assistants_schema():
     ids = [d["unique_id"] for d in docs.values()]
     assert len(ids) == len(set(ids))
     for topic, doc in docs.items():
-        prefix, component, node, obj, tail = topic.split("/")
+        prefix, component, node, _obj, tail = topic.split("/")
         assert (prefix, tail) == ("homeassistant", "config") and component in ("sensor", "select")
         assert doc["device"]["identifiers"] == [node] and doc["name"]
         assert doc["availability_topic"] == "atsd/atsd-house/availability"
