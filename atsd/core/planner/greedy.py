@@ -137,11 +137,11 @@ def plan(problem: PlanProblem) -> Decision:
         off_run = off_run + 1 if chosen is Mode.OFF else 0
         since_off = 0 if chosen is Mode.OFF else since_off + 1
 
-    _apply_end_rule(problem, modes, reasons, temps)
+    apply_end_rule(problem, modes, reasons, temps)
     return Decision(modes, reasons, "greedy")
 
 
-def _apply_end_rule(problem: PlanProblem, modes: list[Mode], reasons: list[str], temps: np.ndarray) -> None:
+def apply_end_rule(problem: PlanProblem, modes: list[Mode], reasons: list[str], temps: np.ndarray) -> None:
     """Raise late slots, cheapest first, until the plan ends no colder than it started."""
     goal = end_goal_c(problem)
     if temps[-1] >= goal - 1e-6:
