@@ -71,8 +71,8 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
     temps[0] = problem.start_c
     cur, held = problem.current_mode, problem.current_mode_slots
     off_run = held if cur is Mode.OFF else 0
-    since_off = 10**9 if cur is Mode.OFF else held
-    blocks: dict[date, int] = {}
+    since_off = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
+    blocks: dict[date, int] = {days[0]: int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))}  # type: ignore[call-overload]
     for i in range(n):
         if on[i]:
             want = run_mode

@@ -21,8 +21,11 @@ comfort can pay less:
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,6 +89,24 @@ def electricity_cuts(problem: PlanProblem, q_max_kwh: FloatArray) -> tuple[Float
     icpt = icpt - np.maximum(0.0, over.max(axis=2)) - 1e-9
     zero = np.zeros((n, 1))
     return np.concatenate([zero, icpt], axis=1), np.concatenate([zero, slope], axis=1)
+
+
+def _quiet_highs() -> Any:
+    """A HiGHS instance without its banner: HiGHS prints it on file descriptor 1 at the first
+    construction, before any option can be set, which would corrupt ``--json`` output."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def bound(problem: PlanProblem, *, flat_cop: bool = False) -> Bound:
@@ -173,8 +194,7 @@ def bound(problem: PlanProblem, *, flat_cop: bool = False) -> Bound:
     lp.a_matrix_.start_ = start
     lp.a_matrix_.index_ = c
     lp.a_matrix_.value_ = v
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _quiet_highs()
     h.passModel(lp)
     t0 = time.perf_counter()
     h.run()

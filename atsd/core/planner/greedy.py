@@ -83,9 +83,9 @@ def plan(problem: PlanProblem) -> Decision:
     cur = problem.current_mode
     held = problem.current_mode_slots
     off_run = held if cur is Mode.OFF else 0
-    since_off = 10**9 if cur is Mode.OFF else held
-    blocks: dict[date, int] = {}
+    since_off = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
     days = problem.grid.local_dates(problem.tz)
+    blocks: dict[date, int] = {days[0]: int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))}  # type: ignore[call-overload]
     up_mode = Mode.BOOST if Mode.BOOST in allowed else Mode.NORMAL
 
     floor_hit = False  # once the floor stops coasting in an expensive run, stay up until it ends
