@@ -158,8 +158,24 @@ class Solution:
     n_rule_states: int
 
 
-def solve(problem: PlanProblem) -> Solution:
-    """Backward DP on the grid, then an exact forward rollout guided by the cost-to-go."""
+@dataclass(frozen=True)
+class Backward:
+    """The backward pass: cost-to-go on the grid and what the forward pass needs with it."""
+
+    rules: Rules
+    ranks: IntArray
+    grid: FloatArray
+    value: FloatArray  # (n + 1, S + 1, T); row S is the forbidden-move sink
+    new_day: NDArray[np.bool_]
+    price: FloatArray
+    floor: FloatArray
+    goal_c: float
+    pen: float
+    tie: FloatArray
+
+
+def backward(problem: PlanProblem) -> Backward:
+    """Cost-to-go ``V[k](rule state, T)`` for every slot, from one vectorised transition table."""
     n = problem.n
     model, d = problem.model, problem.drive
     rules = build_rules(problem)
@@ -181,7 +197,9 @@ def solve(problem: PlanProblem) -> Solution:
     res = model.step(d, np.arange(n)[:, None, None], grid[None, None, :], ranks[None, :, None])
     end = res.end_c  # (n, A, T)
     stage = res.elec_kwh * price[:, None, None] + shortfall_cost(floor[:, None, None] - end, pen) + tie[None, :, None]
-    stage[-1] += shortfall_cost(goal - end[-1], pen)  # the end rule (exact again in the forward pass)
+    # The end rule, linear in the shortfall here (a step would wreck the interpolation next to it);
+    # the forward pass enforces it exactly over the last TAIL_SLOTS slots.
+    stage[-1] += pen * np.maximum(0.0, goal - end[-1])
     hi_idx = np.clip(np.searchsorted(grid, end, side="right") - 1, 0, n_t - 2)
     g0 = grid[hi_idx]
     w = np.clip((end - g0) / (grid[hi_idx + 1] - g0), 0.0, 1.0)
@@ -203,6 +221,20 @@ def solve(problem: PlanProblem) -> Solution:
         hi = vn[:, a_idx, hi_idx[k] + 1]
         q = stage[k][None] + lo + (hi - lo) * w[k][None]
         value[k, :n_s] = q.min(axis=1)
+    return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie)
+
+
+def solve(problem: PlanProblem) -> Solution:
+    """Backward DP on the grid, then an exact forward rollout guided by the cost-to-go."""
+    n = problem.n
+    model, d = problem.model, problem.drive
+    b = backward(problem)
+    rules, ranks, grid, value, new_day = b.rules, b.ranks, b.grid, b.value, b.new_day
+    price, floor, goal, pen, tie = b.price, b.floor, b.goal_c, b.pen, b.tie
+    actions = rules.actions
+    n_a = len(actions)
+    n_s = rules.n_states
+    nxt_plain = rules.next_idx
 
     # Forward: exact rollout from the true start temperature.
     modes: list[Mode] = []
@@ -284,10 +316,26 @@ def plan(problem: PlanProblem) -> Decision:
 
     alt = greedy.plan(problem).modes
     alt_temps, alt_score = score(problem, alt)
-    if alt_score < score(problem, modes)[1] - 1e-9:
+    if alt_score < score(problem, modes)[1] - 1e-9 and legal(problem, alt):
         modes, temps = alt, alt_temps
         note = "the greedy schedule was cheaper than the DP's on this input and is used"
     return Decision(modes, explain(problem, modes, temps), "optimal", note)
+
+
+def legal(problem: PlanProblem, modes: list[Mode]) -> bool:
+    """Whether a schedule keeps the switching rules and the allowed modes (the DP's automaton)."""
+    rules = build_rules(problem)
+    days = problem.grid.local_dates(problem.tz)
+    s = rules.start
+    for k, m in enumerate(modes):
+        if m not in rules.actions:
+            return False
+        if k > 0 and days[k] != days[k - 1]:
+            s = int(rules.reset_idx[s])
+        s = int(rules.next_idx[s, rules.actions.index(m)])
+        if s == rules.n_states:
+            return False
+    return True
 
 
 def score(problem: PlanProblem, modes: list[Mode]) -> tuple[FloatArray, float]:
