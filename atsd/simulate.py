@@ -21,6 +21,7 @@ compared after valuing the heat each run leaves in or takes out of the house bet
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -50,14 +51,24 @@ WEATHER_ISSUE_H = 6
 
 
 class Verdict(Protocol):
-    mode: Mode
-    overridden: bool
-    rule: str | None
+    """What :class:`atsd.core.supervisor.Verdict` offers the loop (read-only)."""
+
+    @property
+    def mode(self) -> Mode: ...
+
+    @property
+    def overridden(self) -> bool: ...
 
 
 class SupervisorLike(Protocol):
-    def decide(self, now: datetime, requested: Mode | None, indoor_c: float | None,
-               indoor_age_s: float | None, reason: str = "") -> Verdict: ...
+    def decide(
+        self,
+        now: datetime,
+        requested: Mode | None,
+        indoor_c: float | None,
+        indoor_age_s: float | None,
+        reason: str = "",
+    ) -> Verdict: ...
 
 
 SupervisorFactory = Callable[[], SupervisorLike]
@@ -88,13 +99,23 @@ class Plant:
 
     def model(self, base: ThermalModel) -> ThermalModel:
         b = base.building
-        return dataclasses.replace(base, building=Building(b.ua_w_per_k * self.ua_scale,
-                                                           b.capacitance_j_per_k * self.c_scale,
-                                                           b.solar_aperture_m2, b.internal_gains_w))
+        return dataclasses.replace(
+            base,
+            building=Building(
+                b.ua_w_per_k * self.ua_scale,
+                b.capacitance_j_per_k * self.c_scale,
+                b.solar_aperture_m2,
+                b.internal_gains_w,
+            ),
+        )
 
     @property
     def label(self) -> str:
-        return "model" if (self.ua_scale, self.c_scale) == (1.0, 1.0) else f"UA×{self.ua_scale:g}, C×{self.c_scale:g}"
+        return (
+            "model"
+            if (self.ua_scale, self.c_scale) == (1.0, 1.0)
+            else f"UA×{self.ua_scale:g}, C×{self.c_scale:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,12 +158,22 @@ def shift_years(series: Series, years: int) -> Series:
             continue
         keep.append(i)
     idx = np.array(keep, dtype=np.int64)
-    return Series(np.array(times, dtype=np.int64), {k: v[idx] for k, v in series.values.items()},
-                  series.step_s, f"{series.name} (dates moved by {years:+d} years)")
+    return Series(
+        np.array(times, dtype=np.int64),
+        {k: v[idx] for k, v in series.values.items()},
+        series.step_s,
+        f"{series.name} (dates moved by {years:+d} years)",
+    )
 
 
-def sim_inputs(cfg: Config, prices: Series, weather: Series, start: datetime | None, end: datetime | None,
-               label: str = "") -> SimInputs:
+def sim_inputs(
+    cfg: Config,
+    prices: Series,
+    weather: Series,
+    start: datetime | None,
+    end: datetime | None,
+    label: str = "",
+) -> SimInputs:
     """Prices and weather on the planner's grid over the common period (or ``start``..``end``)."""
     step_s = cfg.planner.slot_minutes * 60
     lo = max(prices.start, weather.start)
@@ -150,25 +181,34 @@ def sim_inputs(cfg: Config, prices: Series, weather: Series, start: datetime | N
     s = max(start, lo) if start else lo
     e = min(end, hi) if end else hi
     if e <= s:
-        raise ValueError(f"prices ({prices.start:%Y-%m-%d}..{prices.end:%Y-%m-%d}) and weather "
-                         f"({weather.start:%Y-%m-%d}..{weather.end:%Y-%m-%d}) have no common period in the range")
+        raise ValueError(
+            f"prices ({prices.start:%Y-%m-%d}..{prices.end:%Y-%m-%d}) and weather "
+            f"({weather.start:%Y-%m-%d}..{weather.end:%Y-%m-%d}) have no common period in the range"
+        )
     grid = Grid.covering(s, e, step_s)
     ext = Grid.covering(grid.start, min(hi, e + timedelta(hours=cfg.planner.horizon_hours)), step_s)
     spot = resample_step(prices.epoch_s, prices.values["price_eur_per_mwh"], prices.step_s, ext)
     temp = resample_linear(weather.epoch_s, weather.values["temp_c"], ext)
-    ghi = (resample_step(weather.epoch_s, weather.values["ghi_w_m2"], weather.step_s, ext)
-           if "ghi_w_m2" in weather.values else None)
-    bad = ~np.isfinite(temp[:grid.n])
+    ghi = (
+        resample_step(weather.epoch_s, weather.values["ghi_w_m2"], weather.step_s, ext)
+        if "ghi_w_m2" in weather.values
+        else None
+    )
+    bad = ~np.isfinite(temp[: grid.n])
     if bad.any():
-        raise ValueError(f"weather has no temperature for {int(bad.sum())} slots of the period, first at "
-                         f"{ext.time(int(np.flatnonzero(bad)[0])):%Y-%m-%dT%H:%MZ}")
+        raise ValueError(
+            f"weather has no temperature for {int(bad.sum())} slots of the period, first at "
+            f"{ext.time(int(np.flatnonzero(bad)[0])):%Y-%m-%dT%H:%MZ}"
+        )
     temp = house.fill_missing(temp)
     poll = cfg.sources.price_poll_start_cet
     pub = publication_epoch_s(ext, poll.hour + poll.minute / 60.0)
     return SimInputs(grid, ext, spot, temp, ghi, pub, label)
 
 
-def estimate_prices(spot: FloatArray, known: NDArray[np.bool_], ext: Grid, days: int = ESTIMATE_DAYS) -> FloatArray:
+def estimate_prices(
+    spot: FloatArray, known: NDArray[np.bool_], ext: Grid, days: int = ESTIMATE_DAYS
+) -> FloatArray:
     """Fill unknown prices with the mean daily profile (by UTC time of day) of the last known days.
 
     A stand-in for the sources' labelled estimate: good enough that a plan's tail is not blind, and
@@ -250,8 +290,13 @@ def default_supervisor(cfg: Config) -> SupervisorFactory:
 class Simulation:
     """Everything the runs share: truth, tariff, comfort band, the model and the plant."""
 
-    def __init__(self, cfg: Config, inputs: SimInputs, settings: SimSettings = SimSettings(),
-                 supervisor: SupervisorFactory | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        inputs: SimInputs,
+        settings: SimSettings = SimSettings(),
+        supervisor: SupervisorFactory | None = None,
+    ) -> None:
         self.cfg = cfg
         self.inp = inputs
         self.settings = settings
@@ -266,18 +311,28 @@ class Simulation:
         if not np.isfinite(self.price).all():
             bad = int(np.flatnonzero(~np.isfinite(self.price))[0])
             raise ValueError(f"no price for {inputs.grid.time(bad):%Y-%m-%dT%H:%MZ} inside the period")
-        self.plant_drive = self._drive(self.plant, Grid(inputs.grid.start, inputs.grid.step_s, n),
-                                       inputs.temp_c[:n], self.band, 0, n)
+        self.plant_drive = self._drive(
+            self.plant, Grid(inputs.grid.start, inputs.grid.step_s, n), inputs.temp_c[:n], self.band, 0, n
+        )
         self.horizon = max(1, cfg.planner.horizon_hours * 3600 // inputs.grid.step_s)
         self.modes = house.allowed_modes(cfg)
         self.supervisor = supervisor or default_supervisor(cfg)
         self.start_c = settings.start_c if settings.start_c is not None else cfg.comfort.target_c
         self._rng = np.random.default_rng(settings.seed)
-        self._wx_noise = self._rng.standard_normal((ext.n // max(1, WEATHER_ISSUE_H * 3600 // ext.step_s) + 2,
-                                                    self.horizon))
+        self._wx_noise = self._rng.standard_normal(
+            (ext.n // max(1, WEATHER_ISSUE_H * 3600 // ext.step_s) + 2, self.horizon)
+        )
 
-    def _drive(self, model: ThermalModel, grid: Grid, temp: FloatArray, band: ComfortBand, i0: int, i1: int,
-               target_c: FloatArray | None = None) -> Drive:
+    def _drive(
+        self,
+        model: ThermalModel,
+        grid: Grid,
+        temp: FloatArray,
+        band: ComfortBand,
+        i0: int,
+        i1: int,
+        target_c: FloatArray | None = None,
+    ) -> Drive:
         ghi = None if self.inp.ghi is None else self.inp.ghi[i0:i1]
         tgt = band.target_c[i0:i1] if target_c is None else target_c
         return model.drive(grid, temp, ghi, tgt, band.min_c[i0:i1], band.max_c[i0:i1])
@@ -306,8 +361,9 @@ class Simulation:
         err = sigma * walk[np.minimum(lead, self.horizon - 1)]
         return truth + err, issue
 
-    def problem(self, i: int, start_c: float, mode: Mode, held: int, blocks_today: int,
-                since_off: int) -> tuple[PlanProblem, int, int]:
+    def problem(
+        self, i: int, start_c: float, mode: Mode, held: int, blocks_today: int, since_off: int
+    ) -> tuple[PlanProblem, int, int]:
         """The planning problem at slot ``i``: what is known then; returns it, known prices, issue."""
         inp = self.inp
         now_s = to_epoch_s(inp.grid.time(i))
@@ -322,10 +378,19 @@ class Simulation:
             series[GHI] = np.nan_to_num(inp.ghi[i:i1])
         fc = Forecast(g, series, {}, {PRICE: ~known})
         band = ComfortBand(self.band.min_c[i:i1], self.band.target_c[i:i1], self.band.max_c[i:i1])
-        prob = house.problem(self.cfg, fc, start_c, model=self.model, comfort=band, current_mode=mode,
-                             current_mode_slots=held, modes=self.modes)
-        prob = dataclasses.replace(prob, extra={**prob.extra, "off_blocks_today": blocks_today,
-                                                "since_off_slots": since_off})
+        prob = house.problem(
+            self.cfg,
+            fc,
+            start_c,
+            model=self.model,
+            comfort=band,
+            current_mode=mode,
+            current_mode_slots=held,
+            modes=self.modes,
+        )
+        prob = dataclasses.replace(
+            prob, extra={**prob.extra, "off_blocks_today": blocks_today, "since_off_slots": since_off}
+        )
         return prob, n_known, issue
 
     # -- one planner ------------------------------------------------------------------------------
@@ -366,7 +431,9 @@ class Simulation:
             if not replan:
                 now_s = to_epoch_s(now)
                 n_known = int(np.searchsorted(inp.published_s, now_s, side="right"))
-                replan = n_known != p_known or (self.settings.weather_error_k > 0 and self.issue(i) != p_issue)
+                replan = n_known != p_known or (
+                    self.settings.weather_error_k > 0 and self.issue(i) != p_issue
+                )
             if replan:
                 prob, p_known, p_issue = self.problem(i, t, cur, held, blocks.get(days[i], 0), since_off)
                 t0 = time.perf_counter()
@@ -391,9 +458,20 @@ class Simulation:
             since_off = 0 if mode is Mode.OFF else since_off + 1
             modes.append(mode)
             t = e
-        switches = sum(1 for a, b in zip(modes, modes[1:], strict=False) if a is not b)
-        return Run(planner, modes, start_c, end_c, mean_c, elec, heat, elec * self.price, overrides, plan_ms,
-                   switches)
+        switches = sum(1 for a, b in itertools.pairwise(modes) if a is not b)
+        return Run(
+            planner,
+            modes,
+            start_c,
+            end_c,
+            mean_c,
+            elec,
+            heat,
+            elec * self.price,
+            overrides,
+            plan_ms,
+            switches,
+        )
 
     def thermostat_at(self, target_c: float) -> Run:
         """NORMAL all along with the target moved to ``target_c`` (what running colder alone saves)."""
@@ -402,8 +480,19 @@ class Simulation:
         tgt = np.full(n, target_c)
         d = self._drive(self.plant, inp.grid, inp.temp_c[:n], self.band, 0, n, tgt)
         traj = self.plant.simulate(d, self.start_c, [Mode.NORMAL] * n)
-        return Run(f"thermostat@{target_c:.2f}", [Mode.NORMAL] * n, traj.start_c, traj.end_c, traj.mean_c,
-                   traj.elec_kwh, traj.heat_kwh, traj.elec_kwh * self.price, 0, [], 0)
+        return Run(
+            f"thermostat@{target_c:.2f}",
+            [Mode.NORMAL] * n,
+            traj.start_c,
+            traj.end_c,
+            traj.mean_c,
+            traj.elec_kwh,
+            traj.heat_kwh,
+            traj.elec_kwh * self.price,
+            0,
+            [],
+            0,
+        )
 
     def bound(self) -> Run:
         """The perfect-foresight LP over the whole period, on the plant, with the true prices and weather."""
@@ -417,8 +506,19 @@ class Simulation:
         b = bound(prob)
         temps = b.temps_c
         mean = 0.5 * (temps[:-1] + temps[1:])
-        run = Run("bound", [], temps[:-1], temps[1:], mean, b.elec_kwh, b.heat_kwh, b.elec_kwh * self.price, 0,
-                  [b.solve_ms], 0)
+        run = Run(
+            "bound",
+            [],
+            temps[:-1],
+            temps[1:],
+            mean,
+            b.elec_kwh,
+            b.heat_kwh,
+            b.elec_kwh * self.price,
+            0,
+            [b.solve_ms],
+            0,
+        )
         run.extra["end_goal_c"] = end_goal_c(prob)
         return run
 
@@ -434,7 +534,12 @@ class Simulation:
         return run.total_cost_eur + heat_value * c_kwh * drained
 
     def compare(self, planners: Sequence[str], with_bound: bool = True) -> list[Run]:
-        runs = [self.run(p) for p in planners]
+        """Run the planners (and the bound) and fill in their savings."""
+        return self.compare_runs([self.run(p) for p in planners], with_bound)
+
+    def compare_runs(self, runs: list[Run], with_bound: bool = True) -> list[Run]:
+        """Savings of finished runs vs the thermostat (run here if absent), the bound appended last."""
+        runs = [r for r in runs if r.planner != "bound"]
         ref = next((r for r in runs if r.planner == "thermostat"), None) or self.run("thermostat")
         if with_bound:
             runs.append(self.bound())
@@ -453,7 +558,9 @@ class Simulation:
         n = self.inp.grid.n
         lo = self.band.min_c[:n]
         kh = float(degree_hours(run.start_c, run.end_c, lo, self.inp.grid.step_h, below=True).sum())
-        short = max(0.0, float(np.max(lo - run.end_c, initial=0.0)), float(np.max(lo - run.start_c, initial=0.0)))
+        short = max(
+            0.0, float(np.max(lo - run.end_c, initial=0.0)), float(np.max(lo - run.start_c, initial=0.0))
+        )
         return kh, short
 
 
@@ -463,20 +570,22 @@ def summary(sim: Simulation, runs: list[Run]) -> dict[str, object]:
     for r in runs:
         kh, short = sim.comfort(r)
         ms = np.array(r.plan_ms) if r.plan_ms else np.array([0.0])
-        out.append({
-            "planner": r.planner,
-            "cost_eur": round(r.total_cost_eur, 2),
-            "energy_kwh": round(r.energy_kwh, 1),
-            "savings_pct": round(r.savings_pct, 2),
-            "savings_shift_pct": round(r.savings_shift_pct, 2),
-            "mean_indoor_c": round(r.mean_indoor_c, 2),
-            "comfort_violation_kh": round(kh, 3),
-            "max_shortfall_c": round(short, 3),
-            "switches": r.switches,
-            "overrides": r.overrides,
-            "plan_ms_median": round(float(np.median(ms)), 2),
-            "plan_ms_p95": round(float(np.percentile(ms, 95)), 2),
-        })
+        out.append(
+            {
+                "planner": r.planner,
+                "cost_eur": round(r.total_cost_eur, 2),
+                "energy_kwh": round(r.energy_kwh, 1),
+                "savings_pct": round(r.savings_pct, 2),
+                "savings_shift_pct": round(r.savings_shift_pct, 2),
+                "mean_indoor_c": round(r.mean_indoor_c, 2),
+                "comfort_violation_kh": round(kh, 3),
+                "max_shortfall_c": round(short, 3),
+                "switches": r.switches,
+                "overrides": r.overrides,
+                "plan_ms_median": round(float(np.median(ms)), 2),
+                "plan_ms_p95": round(float(np.percentile(ms, 95)), 2),
+            }
+        )
     return {"default": sim.cfg.planner.planner, "planners": out}
 
 
@@ -487,24 +596,59 @@ def table(sim: Simulation, runs: list[Run]) -> str:
     assert isinstance(rows, list)
     bound_sav = next((r["savings_pct"] for r in rows if r["planner"] == "bound"), None)
     g = sim.inp.grid
-    head = (f"{g.start:%Y-%m-%d %H:%M}Z .. {g.end:%Y-%m-%d %H:%M}Z, {g.n} slots of {g.step_s // 60} min, "
-            f"plant: {sim.settings.plant.label}, re-plan: {sim.settings.replan}")
+    head = (
+        f"{g.start:%Y-%m-%d %H:%M}Z .. {g.end:%Y-%m-%d %H:%M}Z, {g.n} slots of {g.step_s // 60} min, "
+        f"plant: {sim.settings.plant.label}, re-plan: {sim.settings.replan}"
+    )
     lines = [head]
     if sim.inp.label:
         lines.append(sim.inp.label)
-    cols = ("planner", "cost EUR", "kWh", "save %", "shift %", "of bound", "mean °C", "end °C", "viol Kh",
-            "short K", "switch", "overr", "plans", "ms med", "ms p95")
+    cols = (
+        "planner",
+        "cost EUR",
+        "kWh",
+        "save %",
+        "shift %",
+        "of bound",
+        "mean °C",
+        "end °C",
+        "viol Kh",
+        "short K",
+        "switch",
+        "overr",
+        "plans",
+        "ms med",
+        "ms p95",
+    )
     lines.append(" ".join(f"{c:>9}" if i else f"{c:<15}" for i, c in enumerate(cols)))
     for r, run in zip(rows, runs, strict=True):
-        share = (f"{100 * float(r['savings_pct']) / float(bound_sav):.0f} %"
-                 if bound_sav and float(bound_sav) > 0 and r["planner"] != "bound" else "")
-        vals = (r["cost_eur"], r["energy_kwh"], r["savings_pct"], r["savings_shift_pct"], share,
-                r["mean_indoor_c"], round(float(run.end_c[-1]), 2), r["comfort_violation_kh"], r["max_shortfall_c"],
-                r["switches"], r["overrides"], len(run.plan_ms), r["plan_ms_median"], r["plan_ms_p95"])
+        share = (
+            f"{100 * float(r['savings_pct']) / float(bound_sav):.0f} %"
+            if bound_sav and float(bound_sav) > 0 and r["planner"] != "bound"
+            else ""
+        )
+        vals = (
+            r["cost_eur"],
+            r["energy_kwh"],
+            r["savings_pct"],
+            r["savings_shift_pct"],
+            share,
+            r["mean_indoor_c"],
+            round(float(run.end_c[-1]), 2),
+            r["comfort_violation_kh"],
+            r["max_shortfall_c"],
+            r["switches"],
+            r["overrides"],
+            len(run.plan_ms),
+            r["plan_ms_median"],
+            r["plan_ms_p95"],
+        )
         lines.append(f"{r['planner']:<15} " + " ".join(f"{v!s:>9}" for v in vals))
-    lines.append("save %: vs the thermostat at the comfort target, after valuing heat left in or taken out of "
-                 "the house at the end; shift %: vs a thermostat held at the run's mean temperature; "
-                 "of bound: share of the bound's savings")
+    lines.append(
+        "save %: vs the thermostat at the comfort target, after valuing heat left in or taken out of "
+        "the house at the end; shift %: vs a thermostat held at the run's mean temperature; "
+        "of bound: share of the bound's savings"
+    )
     return "\n".join(lines)
 
 
@@ -517,7 +661,7 @@ def svg_plot(sim: Simulation, runs: list[Run], width: int = 1200) -> str:
     left, right = 60, 20
     w = width - left - right
 
-    def xs(i: FloatArray) -> FloatArray:
+    def xs(i: NDArray[np.float64] | NDArray[np.int64]) -> FloatArray:
         return np.asarray(left + w * i / max(n, 1), dtype=np.float64)
 
     def poly(y: FloatArray, top: float, h: float, lo: float, hi: float, color: str) -> str:
@@ -530,43 +674,58 @@ def svg_plot(sim: Simulation, runs: list[Run], width: int = 1200) -> str:
     planned = [r for r in runs if r.modes]
     h_price, h_mode, h_temp = 160, 14, 220
     y = 30
-    parts = [f'<text x="{left}" y="20" font-size="13">atsd simulate: {g.start:%Y-%m-%d} .. {g.end:%Y-%m-%d}, '
-             f'plant {sim.settings.plant.label}</text>']
+    parts = [
+        f'<text x="{left}" y="20" font-size="13">atsd simulate: {g.start:%Y-%m-%d} .. {g.end:%Y-%m-%d}, '
+        f"plant {sim.settings.plant.label}</text>"
+    ]
     price = sim.price * 100
     plo, phi = float(np.min(price)), float(np.max(price))
     parts.append(f'<text x="5" y="{y + 12}" font-size="11">c/kWh</text>')
-    parts.append(f'<text x="5" y="{y + 26}" font-size="10">{phi:.0f}</text><text x="5" y="{y + h_price}" '
-                 f'font-size="10">{plo:.0f}</text>')
+    parts.append(
+        f'<text x="5" y="{y + 26}" font-size="10">{phi:.0f}</text><text x="5" y="{y + h_price}" '
+        f'font-size="10">{plo:.0f}</text>'
+    )
     parts.append(poly(price, y, h_price, plo, phi, "#333"))
     y += h_price + 10
     for r in planned:
         ranks = np.array([m.rank for m in r.modes])
         change = np.flatnonzero(np.diff(ranks, prepend=-1))
         bounds = np.append(change, n)
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             m = r.modes[int(a)]
             if m is Mode.NORMAL:
                 continue
             x0, x1 = xs(np.array([a, b], dtype=np.float64))
-            parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" height="{h_mode - 2}" '
-                         f'fill="{mode_color[m]}"/>')
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" height="{h_mode - 2}" '
+                f'fill="{mode_color[m]}"/>'
+            )
         parts.append(f'<text x="5" y="{y + 10}" font-size="9">{r.planner[:10]}</text>')
         y += h_mode
     y += 10
     tl = min(float(np.min(sim.band.min_c[:n])) - 0.5, min(float(r.end_c.min()) for r in runs))
     th = max(max(float(r.end_c.max()) for r in runs), float(np.max(sim.band.max_c[:n]))) + 0.2
-    parts.append(f'<text x="5" y="{y + 12}" font-size="11">°C</text><text x="5" y="{y + 26}" font-size="10">'
-                 f'{th:.1f}</text><text x="5" y="{y + h_temp}" font-size="10">{tl:.1f}</text>')
+    parts.append(
+        f'<text x="5" y="{y + 12}" font-size="11">°C</text><text x="5" y="{y + 26}" font-size="10">'
+        f'{th:.1f}</text><text x="5" y="{y + h_temp}" font-size="10">{tl:.1f}</text>'
+    )
     parts.append(poly(sim.band.min_c[:n], y, h_temp, tl, th, "#000"))
     for k, r in enumerate(runs):
         c = colors[k % len(colors)]
         parts.append(poly(r.end_c, y, h_temp, tl, th, c))
-        parts.append(f'<text x="{left + 10 + 110 * k}" y="{y + h_temp + 16}" font-size="11" fill="{c}">'
-                     f'{r.planner}</text>')
+        parts.append(
+            f'<text x="{left + 10 + 110 * k}" y="{y + h_temp + 16}" font-size="11" fill="{c}">'
+            f"{r.planner}</text>"
+        )
     y += h_temp + 30
-    legend = " ".join(f'<rect x="{left + 90 * i}" y="{y - 10}" width="10" height="10" fill="{c}"/>'
-                      f'<text x="{left + 14 + 90 * i}" y="{y}" font-size="10">{m.value}</text>'
-                      for i, (m, c) in enumerate(mode_color.items()) if m is not Mode.NORMAL)
+    legend = " ".join(
+        f'<rect x="{left + 90 * i}" y="{y - 10}" width="10" height="10" fill="{c}"/>'
+        f'<text x="{left + 14 + 90 * i}" y="{y}" font-size="10">{m.value}</text>'
+        for i, (m, c) in enumerate(mode_color.items())
+        if m is not Mode.NORMAL
+    )
     parts.append(legend)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 10}" '
-            f'font-family="sans-serif">' + "".join(parts) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 10}" '
+        f'font-family="sans-serif">' + "".join(parts) + "</svg>"
+    )

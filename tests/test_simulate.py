@@ -21,8 +21,20 @@ from atsd.simulate import MARKET_TZ, Plant, SimSettings, Simulation, estimate_pr
 START = parse_utc("2026-01-20T00:00:00Z")
 END = parse_utc("2026-01-22T00:00:00Z")
 TRAP_DAY = "2026-01-21"  # market day whose prices are published 2026-01-20 13:00 CET (12:00Z)
-JSON_KEYS = {"planner", "cost_eur", "energy_kwh", "savings_pct", "savings_shift_pct", "mean_indoor_c",
-             "comfort_violation_kh", "max_shortfall_c", "switches", "overrides", "plan_ms_median", "plan_ms_p95"}
+JSON_KEYS = {
+    "planner",
+    "cost_eur",
+    "energy_kwh",
+    "savings_pct",
+    "savings_shift_pct",
+    "mean_indoor_c",
+    "comfort_violation_kh",
+    "max_shortfall_c",
+    "switches",
+    "overrides",
+    "plan_ms_median",
+    "plan_ms_p95",
+}
 
 
 def with_trap(prices: Series, eur_per_mwh: float) -> Series:
@@ -101,17 +113,19 @@ def test_unpublished_prices_are_an_estimate_in_the_problem() -> None:
     pa = sim_a.problem(i, 21.0, Mode.NORMAL, 10**6, 0, 10**6)[0]
     pb = sim_b.problem(i, 21.0, Mode.NORMAL, 10**6, 0, 10**6)[0]
     np.testing.assert_array_equal(pa.spot_eur_per_mwh, pb.spot_eur_per_mwh)
-    assert pa.price_estimated is not None and pa.price_estimated.any() and not pa.price_estimated[0]
+    assert pa.price_estimated is not None
+    assert pa.price_estimated.any()
+    assert not pa.price_estimated[0]
 
 
 def test_estimate_repeats_the_recent_daily_profile() -> None:
     sim = simulation()
     ext = sim.inp.ext
     known = np.zeros(ext.n, dtype=bool)
-    known[:96 * 3] = True
+    known[: 96 * 3] = True
     est = estimate_prices(sim.inp.spot, known, ext, days=3)
-    day = sim.inp.spot[:96 * 3].reshape(3, 96).mean(axis=0)
-    np.testing.assert_allclose(est[96 * 3:96 * 4], day)
+    day = sim.inp.spot[: 96 * 3].reshape(3, 96).mean(axis=0)
+    np.testing.assert_allclose(est[96 * 3 : 96 * 4], day)
 
 
 @dataclass
@@ -125,9 +139,20 @@ class _Verdict:
 class _AlwaysNormal:
     """A supervisor that vetoes everything but NORMAL."""
 
-    def decide(self, now: datetime, requested: Mode | None, indoor_c: float | None,
-               indoor_age_s: float | None, reason: str = "") -> _Verdict:
-        return _Verdict(Mode.NORMAL, "test", requested is not Mode.NORMAL, "test" if requested is not Mode.NORMAL else None)
+    def decide(
+        self,
+        now: datetime,
+        requested: Mode | None,
+        indoor_c: float | None,
+        indoor_age_s: float | None,
+        reason: str = "",
+    ) -> _Verdict:
+        return _Verdict(
+            Mode.NORMAL,
+            "test",
+            requested is not Mode.NORMAL,
+            "test" if requested is not Mode.NORMAL else None,
+        )
 
 
 def test_supervisor_overrides_are_applied_and_counted() -> None:
@@ -159,16 +184,39 @@ def test_json_has_exactly_the_issue_fields(tmp_path: Path, capsys: pytest.Captur
     for path, s, col in ((pf, p, "price_eur_per_mwh"), (wf, w, "temp_c")):
         rows = [f"time_utc,{col}"] + [
             f"{datetime.fromtimestamp(int(e), tz=MARKET_TZ).astimezone(START.tzinfo):%Y-%m-%dT%H:%M:%SZ},{v}"
-            for e, v in zip(s.epoch_s, s.values[col], strict=True)]
+            for e, v in zip(s.epoch_s, s.values[col], strict=True)
+        ]
         path.write_text("\n".join(rows) + "\n")
     svg = tmp_path / "out.svg"
-    code = main(["simulate", "--prices", str(pf), "--weather", str(wf), "--start", "2026-01-20",
-                 "--end", "2026-01-21", "--planner", "all", "--json", "--plot", str(svg)])
+    code = main(
+        [
+            "simulate",
+            "--prices",
+            str(pf),
+            "--weather",
+            str(wf),
+            "--start",
+            "2026-01-20",
+            "--end",
+            "2026-01-21",
+            "--planner",
+            "all",
+            "--json",
+            "--plot",
+            str(svg),
+        ]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"default", "planners"}
     assert doc["default"] == "optimal"
-    assert [r["planner"] for r in doc["planners"]] == ["thermostat", "cheapest-hours", "greedy", "optimal", "bound"]
+    assert [r["planner"] for r in doc["planners"]] == [
+        "thermostat",
+        "cheapest-hours",
+        "greedy",
+        "optimal",
+        "bound",
+    ]
     for r in doc["planners"]:
         assert set(r) == JSON_KEYS
     assert svg.read_text().startswith("<svg")

@@ -76,23 +76,34 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
     for i in range(n):
         if on[i]:
             want = run_mode
-            why = (f"{want.value}: one of the {need[days[i]]} cheapest hours of {days[i]:%a} "
-                   f"({p[i] * 100:.1f} c/kWh)")
+            why = (
+                f"{want.value}: one of the {need[days[i]]} cheapest hours of {days[i]:%a} "
+                f"({p[i] * 100:.1f} c/kWh)"
+            )
         else:
             want = block_mode
             why = f"{want.value}: blocked outside the {need[days[i]]} cheapest hours of the day"
             if want is Mode.OFF:
                 new_block = cur is not Mode.OFF
-                if (off_run >= rules.max_off_slots
-                        or (new_block and (since_off < rules.min_off_gap_slots
-                                           or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day))):
+                if off_run >= rules.max_off_slots or (
+                    new_block
+                    and (
+                        since_off < rules.min_off_gap_slots
+                        or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day
+                    )
+                ):
                     want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
                     why = f"{want.value}: blocked outside the cheapest hours, OFF block limits reached"
-        if want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL and held < rules.min_dwell_slots:
+        if (
+            want is not cur
+            and cur is not Mode.NORMAL
+            and want is not Mode.NORMAL
+            and held < rules.min_dwell_slots
+        ):
             want, why = cur, f"{cur.value}: minimum dwell time before the next switch"
         t0 = float(temps[i])
         chosen, end = order[-1], 0.0
-        for m in order[order.index(want):]:
+        for m in order[order.index(want) :]:
             end = model.step1(d, i, t0, m.rank)[0]
             if end >= floor[i] - 1e-9:
                 chosen = m

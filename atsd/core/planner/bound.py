@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atsd.core.plan import PlanProblem, end_goal_c
-from atsd.core.thermal import EMITTER_EXPONENT, KELVIN, MAX_COP, MIN_LIFT_K, J_PER_KWH
+from atsd.core.thermal import EMITTER_EXPONENT, J_PER_KWH, KELVIN, MAX_COP, MIN_LIFT_K
 
 FloatArray = NDArray[np.float64]
 N_CUTS = 12
@@ -73,7 +73,9 @@ def electricity_cuts(problem: PlanProblem, q_max_kwh: FloatArray) -> tuple[Float
     def f(qk: FloatArray) -> FloatArray:
         w = qk * 1000.0 / step_h
         load = np.clip(w / max(model.design_heat_w, 1.0), 0.0, 3.0)
-        supply = problem.comfort.min_c[:, None] + (hp.supply_design_c - 20.0) * load ** (1.0 / EMITTER_EXPONENT)
+        supply = problem.comfort.min_c[:, None] + (hp.supply_design_c - 20.0) * load ** (
+            1.0 / EMITTER_EXPONENT
+        )
         lift = np.maximum(MIN_LIFT_K, supply - d.source_c[:, None])
         cop = np.clip(hp.carnot_fraction * (supply + KELVIN) / lift, 1.0, MAX_COP)
         return np.asarray(qk / cop, dtype=np.float64)
@@ -101,7 +103,7 @@ def _quiet_highs() -> Any:
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
-            h = highspy.Highs()
+            h = highspy.Highs()  # type: ignore[no-untyped-call]
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -141,12 +143,18 @@ def bound(problem: PlanProblem, *, flat_cop: bool = False) -> Bound:
     hi: list[FloatArray] = []
     r0 = 0
 
-    def add(cols: list[tuple[FloatArray, FloatArray]], lower: FloatArray, upper: FloatArray) -> None:
+    def add(cols: list[tuple[NDArray[Any], Any]], lower: FloatArray, upper: FloatArray) -> None:
         nonlocal r0
         m = len(lower)
         rid = r0 + np.arange(m)
         for c, v in cols:
-            rows.append((rid.astype(np.float64), np.asarray(c, dtype=np.float64), np.broadcast_to(v, (m,)).astype(float)))
+            rows.append(
+                (
+                    rid.astype(np.float64),
+                    np.asarray(c, dtype=np.float64),
+                    np.broadcast_to(v, (m,)).astype(float),
+                )
+            )
         lo.append(lower)
         hi.append(upper)
         r0 += m

@@ -40,7 +40,7 @@ def plan(problem: PlanProblem) -> Decision:
     allowed = set(problem.modes)
     order = sorted(allowed, key=lambda m: m.rank)
 
-    lo, hi = (np.quantile(p, [problem.extra.get("cheap_q", 0.33), problem.extra.get("expensive_q", 0.67)])  # type: ignore[arg-type]
+    lo, hi = (np.quantile(p, [problem.extra.get("cheap_q", 0.33), problem.extra.get("expensive_q", 0.67)])
               if n > 2 else (p.min(), p.max()))
     flat = float(p.max() - p.min()) < FLAT_SPREAD_EUR_PER_KWH
     rank_of = np.empty(n, dtype=int)
@@ -104,7 +104,8 @@ def plan(problem: PlanProblem) -> Decision:
                                        or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day))):
                 want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
                 reason = f"{want.value}: expensive, but the OFF block limits are reached"
-        if want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL and held < rules.min_dwell_slots:
+        leaving = want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL
+        if leaving and held < rules.min_dwell_slots:
             want, reason = cur, f"{cur.value}: minimum dwell time before the next switch"
         # Raise the mode until this slot stays above the floor and the next one can recover.
         start_idx = order.index(want) if want in order else order.index(Mode.NORMAL)
@@ -120,11 +121,10 @@ def plan(problem: PlanProblem) -> Decision:
                 break
         else:
             end = model.step1(d, i, t0, chosen.rank)[0]
-        if chosen is not want:
-            if chosen.rank > want.rank:
-                floor_hit = True
-                reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
-                          f"{floor[i]:.1f} °C")
+        if chosen is not want and chosen.rank > want.rank:
+            floor_hit = True
+            reason = (f"{chosen.value}: comfort floor, {want.value} would take the house below "
+                      f"{floor[i]:.1f} °C")
         modes.append(chosen)
         reasons.append(reason)
         temps[i + 1] = end

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -80,7 +81,12 @@ def build_rules(problem: PlanProblem) -> Rules:
             return (off, min(held, max(max_off, dwell)), 0, min(blocks, blocks_max))
         if dwell <= 1:
             m, held = ON, 1
-        return (m, min(held, dwell), min(since, gap) if off_ok else 0, min(blocks, blocks_max) if off_ok else 0)
+        return (
+            m,
+            min(held, dwell),
+            min(since, gap) if off_ok else 0,
+            min(blocks, blocks_max) if off_ok else 0,
+        )
 
     def step(s: RuleState, a: Mode) -> RuleState | None:
         m, held, since, blocks = s
@@ -134,7 +140,7 @@ def temperature_grid(problem: PlanProblem, actions: list[Mode]) -> FloatArray:
     lo = min(float(np.min(floor)), end_goal_c(problem))
     sets = d.comp_set_c[[a.rank for a in actions if a is not Mode.OFF]]
     hi = max(float(np.max(sets[np.isfinite(sets)], initial=lo)), lo + step)
-    fine = lo + step * np.arange(int(math.floor((hi - lo) / step + 1e-9)) + 1)
+    fine = lo + step * np.arange(math.floor((hi - lo) / step + 1e-9) + 1)
     if hi - fine[-1] > 1e-6:
         fine = np.append(fine, hi)
     below = [lo - k for k in COARSE_BELOW_K]
@@ -196,7 +202,11 @@ def backward(problem: PlanProblem) -> Backward:
     # Every (slot, mode, grid temperature) transition at once.
     res = model.step(d, np.arange(n)[:, None, None], grid[None, None, :], ranks[None, :, None])
     end = res.end_c  # (n, A, T)
-    stage = res.elec_kwh * price[:, None, None] + shortfall_cost(floor[:, None, None] - end, pen) + tie[None, :, None]
+    stage = (
+        res.elec_kwh * price[:, None, None]
+        + shortfall_cost(floor[:, None, None] - end, pen)
+        + tie[None, :, None]
+    )
     # The end rule, linear in the shortfall here (a step would wreck the interpolation next to it);
     # the forward pass enforces it exactly over the last TAIL_SLOTS slots.
     stage[-1] += pen * np.maximum(0.0, goal - end[-1])
@@ -265,7 +275,9 @@ def solve(problem: PlanProblem) -> Solution:
     # The last slots: every allowed sequence, exactly, with the end rule as a hard(-penalty) limit.
     best_tail: tuple[float, list[int], list[float], list[float]] = (math.inf, [], [], [])
 
-    def search(k: int, t: float, s: int, acc: float, seq: list[int], ts: list[float], es: list[float]) -> None:
+    def search(
+        k: int, t: float, s: int, acc: float, seq: list[int], ts: list[float], es: list[float]
+    ) -> None:
         nonlocal best_tail
         if acc >= best_tail[0]:
             return
@@ -342,7 +354,9 @@ def score(problem: PlanProblem, modes: list[Mode]) -> tuple[FloatArray, float]:
     """Exact objective of a schedule as the DP counts it: cost plus floor and end-rule penalties."""
     traj = problem.model.simulate(problem.drive, problem.start_c, modes)
     price = np.asarray(problem.objective_price(), dtype=np.float64)
-    price = np.where(np.isfinite(price), price, float(np.nanmedian(price)) if np.isfinite(price).any() else 0.0)
+    price = np.where(
+        np.isfinite(price), price, float(np.nanmedian(price)) if np.isfinite(price).any() else 0.0
+    )
     c_kwh = problem.model.building.capacitance_j_per_k / J_PER_KWH
     pen = PENALTY_FACTOR * c_kwh * (float(np.max(np.abs(price), initial=0.0)) + 0.1)
     floor = problem.floor_c() * np.ones(problem.n)
@@ -359,7 +373,9 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
     """One sentence per slot saying why its mode pays, in the terms a person checks: price and heat."""
     n = problem.n
     price = np.asarray(problem.objective_price(), dtype=np.float64)
-    price = np.where(np.isfinite(price), price, float(np.nanmedian(price)) if np.isfinite(price).any() else 0.0)
+    price = np.where(
+        np.isfinite(price), price, float(np.nanmedian(price)) if np.isfinite(price).any() else 0.0
+    )
     floor = problem.floor_c() * np.ones(n)
     cents = price * 100.0
     order = np.argsort(price, kind="stable")
@@ -384,8 +400,10 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
                 why = f"BOOST: negative price {p}: heat is paid for, stored in the house"
             elif next_coast[i] >= 0:
                 j = int(next_coast[i])
-                why = (f"BOOST: {p} is in the cheapest {max(1, round(pct[i]))} % of the horizon; storing heat "
-                       f"for {local(j)} at {cents[j]:.1f} c/kWh")
+                why = (
+                    f"BOOST: {p} is in the cheapest {max(1, round(pct[i]))} % of the horizon; storing heat "
+                    f"for {local(j)} at {cents[j]:.1f} c/kWh"
+                )
             elif i >= n - 8 and t1 <= goal + 0.3:
                 why = f"BOOST: {p}; the plan must end no colder than it started ({goal:.1f} °C)"
             else:
@@ -393,8 +411,10 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
         elif m.rank < Mode.NORMAL.rank:
             src = int(prev_boost[i])
             bought = f", bought at {local(src)} for {cents[src]:.1f} c/kWh" if src >= 0 else ""
-            why = (f"{m.value}: {p} is in the dearest {max(1, round(100 - pct[i]))} % of the horizon; coasting "
-                   f"on stored heat{bought} ({t0:.1f} → {t1:.1f} °C, floor {floor[i]:.1f} °C)")
+            why = (
+                f"{m.value}: {p} is in the dearest {max(1, round(100 - pct[i]))} % of the horizon; coasting "
+                f"on stored heat{bought} ({t0:.1f} → {t1:.1f} °C, floor {floor[i]:.1f} °C)"
+            )
         elif i > 0 and modes[i - 1].rank < Mode.NORMAL.rank and t0 <= floor[i] + 0.15:
             why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; holding the comfort floor"
         elif i >= n - 8 and t1 < goal - 0.05:

@@ -27,8 +27,15 @@ def demo_week() -> Forecast:
 def make_problem(demo_week: Forecast) -> MakeProblem:
     """``make_problem(offset_slots, n_slots, start_c, modes=..., rules=..., cfg=...)``."""
 
-    def make(offset: int = 0, n: int = 192, start_c: float = 21.0, *, modes: tuple[Mode, ...] | None = None,
-             rules: PlanRules | None = None, cfg: Config | None = None) -> PlanProblem:
+    def make(
+        offset: int = 0,
+        n: int = 192,
+        start_c: float = 21.0,
+        *,
+        modes: tuple[Mode, ...] | None = None,
+        rules: PlanRules | None = None,
+        cfg: Config | None = None,
+    ) -> PlanProblem:
         c = cfg or Config()
         fc = demo_week.window(offset, offset + n)
         p = house.problem(c, fc, start_c, modes=modes)
@@ -64,7 +71,9 @@ def _rule_breaks(problem: PlanProblem, modes: list[Mode]) -> list[str]:
                     out.append(f"slot {i}: OFF block longer than {r.max_off_slots} slots")
             else:
                 if since_off < r.min_off_gap_slots:
-                    out.append(f"slot {i}: OFF block {since_off} slots after the last (gap {r.min_off_gap_slots})")
+                    out.append(
+                        f"slot {i}: OFF block {since_off} slots after the last (gap {r.min_off_gap_slots})"
+                    )
                 blocks[days[i]] = blocks.get(days[i], 0) + 1
                 if blocks[days[i]] > r.max_off_blocks_per_day:
                     out.append(f"slot {i}: OFF block number {blocks[days[i]]} on {days[i]}")

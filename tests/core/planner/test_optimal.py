@@ -26,7 +26,9 @@ def cost(problem: PlanProblem, modes: list[Mode]) -> float:
 
 def feasible(problem: PlanProblem, modes: list[Mode]) -> bool:
     traj = problem.model.simulate(problem.drive, problem.start_c, modes)
-    return bool(np.all(traj.end_c >= problem.floor_c() - 1e-9) and traj.end_c[-1] >= end_goal_c(problem) - 1e-9)
+    return bool(
+        np.all(traj.end_c >= problem.floor_c() - 1e-9) and traj.end_c[-1] >= end_goal_c(problem) - 1e-9
+    )
 
 
 def brute_force(problem: PlanProblem, rule_breaks) -> float:  # type: ignore[no-untyped-def]
@@ -69,9 +71,15 @@ def test_optimum_is_exact_when_the_end_goal_is_a_setpoint(make_problem, rule_bre
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offset=st.integers(0, 24 * 4 * 3), start_c=st.floats(20.35, 22.4),
-       sgready=st.booleans(), hours=st.sampled_from([6, 24, 48]))
-def test_cost_never_exceeds_greedy(make_problem, offset: int, start_c: float, sgready: bool, hours: int) -> None:  # type: ignore[no-untyped-def]
+@given(
+    offset=st.integers(0, 24 * 4 * 3),
+    start_c=st.floats(20.35, 22.4),
+    sgready=st.booleans(),
+    hours=st.sampled_from([6, 24, 48]),
+)
+def test_cost_never_exceeds_greedy(
+    make_problem, offset: int, start_c: float, sgready: bool, hours: int
+) -> None:  # type: ignore[no-untyped-def]
     p = make_problem(offset, hours * 4, start_c, modes=SGREADY if sgready else None)
     opt = make_plan(p, optimal.plan(p), "t", p.grid.start)
     gre = make_plan(p, greedy.plan(p), "t", p.grid.start)
@@ -81,11 +89,26 @@ def test_cost_never_exceeds_greedy(make_problem, offset: int, start_c: float, sg
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offset=st.integers(0, 24 * 4 * 3), start_c=st.floats(20.3, 22.5), sgready=st.booleans(),
-       dwell=st.integers(1, 3), max_off=st.integers(1, 8), gap=st.integers(0, 6), per_day=st.integers(0, 3))
-def test_plan_keeps_floor_end_rule_and_switching_rules(make_problem, rule_breaks, offset: int, start_c: float,  # type: ignore[no-untyped-def]
-                                                       sgready: bool, dwell: int, max_off: int, gap: int,
-                                                       per_day: int) -> None:
+@given(
+    offset=st.integers(0, 24 * 4 * 3),
+    start_c=st.floats(20.3, 22.5),
+    sgready=st.booleans(),
+    dwell=st.integers(1, 3),
+    max_off=st.integers(1, 8),
+    gap=st.integers(0, 6),
+    per_day=st.integers(0, 3),
+)
+def test_plan_keeps_floor_end_rule_and_switching_rules(
+    make_problem,
+    rule_breaks,
+    offset: int,
+    start_c: float,  # type: ignore[no-untyped-def]
+    sgready: bool,
+    dwell: int,
+    max_off: int,
+    gap: int,
+    per_day: int,
+) -> None:
     rules = PlanRules(dwell, max_off, gap, per_day, 0.3)
     p = make_problem(offset, 96, start_c, modes=SGREADY if sgready else None, rules=rules)
     dec = optimal.plan(p)
@@ -113,7 +136,9 @@ def test_current_off_block_is_continued_within_its_limit(make_problem, rule_brea
 
 def test_too_small_heat_pump_still_gets_the_warmest_plan(make_problem) -> None:  # type: ignore[no-untyped-def]
     cfg = Config()
-    cfg = dataclasses.replace(cfg, heat_pump=dataclasses.replace(cfg.heat_pump, rated_heat_kw=1.0, aux_heater_kw=0.0))
+    cfg = dataclasses.replace(
+        cfg, heat_pump=dataclasses.replace(cfg.heat_pump, rated_heat_kw=1.0, aux_heater_kw=0.0)
+    )
     p = make_problem(200, 96, 20.5, cfg=cfg)
     modes = optimal.plan(p).modes
     warmest = p.model.simulate(p.drive, p.start_c, [Mode.BOOST] * p.n)
