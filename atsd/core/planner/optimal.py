@@ -387,40 +387,61 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
     def local(i: int) -> str:
         return f"{problem.grid.time(i).astimezone(problem.tz):%H:%M}"
 
-    coast = np.array([m.rank < Mode.NORMAL.rank for m in modes])
+    target = problem.drive.target_c
+    # Slots that live on stored heat: blocked, or NORMAL while the house cools from above its target.
+    coast = np.array(
+        [
+            m.rank < Mode.NORMAL.rank
+            or (m is Mode.NORMAL and temps_c[i] > target[i] + 0.02 and temps_c[i + 1] < temps_c[i] - 1e-4)
+            for i, m in enumerate(modes)
+        ]
+    )
     boost = np.array([m is Mode.BOOST for m in modes])
     next_coast = _next_true(coast)
     prev_boost = _prev_true(boost)
+    run_end = np.arange(n)
+    for i in range(n - 2, -1, -1):
+        if coast[i] and coast[i + 1]:
+            run_end[i] = run_end[i + 1]
     out: list[str] = []
     for i, m in enumerate(modes):
         p = f"{cents[i]:.1f} c/kWh{' (estimated)' if est[i] else ''}"
         t0, t1 = float(temps_c[i]), float(temps_c[i + 1])
+        cheap = f" (cheapest {max(1, round(pct[i]))} % of the horizon)" if pct[i] <= 50 else ""
         if m is Mode.BOOST:
             if price[i] < 0:
                 why = f"BOOST: negative price {p}: heat is paid for, stored in the house"
-            elif next_coast[i] >= 0:
+            elif next_coast[i] >= 0 and not (i >= n - 8 and t1 <= goal + 0.3):
                 j = int(next_coast[i])
+                k = int(run_end[j])
+                peak = float(np.max(cents[j : k + 1]))
                 why = (
-                    f"BOOST: {p} is in the cheapest {max(1, round(pct[i]))} % of the horizon; storing heat "
-                    f"for {local(j)} at {cents[j]:.1f} c/kWh"
+                    f"BOOST: {p}{cheap}; storing heat for {local(j)}-{local(k + 1 if k + 1 < n else k)}, "
+                    f"when prices reach {peak:.1f} c/kWh"
                 )
-            elif i >= n - 8 and t1 <= goal + 0.3:
+            elif i >= n - 8:
                 why = f"BOOST: {p}; the plan must end no colder than it started ({goal:.1f} °C)"
             else:
-                why = f"BOOST: {p} is in the cheapest {max(1, round(pct[i]))} % of the horizon; storing heat"
-        elif m.rank < Mode.NORMAL.rank:
+                why = f"BOOST: {p}{cheap}; storing heat"
+        elif coast[i]:
             src = int(prev_boost[i])
             bought = f", bought at {local(src)} for {cents[src]:.1f} c/kWh" if src >= 0 else ""
+            dear = f" (dearest {max(1, round(100 - pct[i]))} %)" if pct[i] > 50 else ""
             why = (
-                f"{m.value}: {p} is in the dearest {max(1, round(100 - pct[i]))} % of the horizon; coasting "
-                f"on stored heat{bought} ({t0:.1f} → {t1:.1f} °C, floor {floor[i]:.1f} °C)"
+                f"{m.value}: {p}{dear}; coasting on stored heat{bought} ({t0:.1f} -> {t1:.1f} °C, "
+                f"floor {floor[i]:.1f} °C)"
             )
-        elif i > 0 and modes[i - 1].rank < Mode.NORMAL.rank and t0 <= floor[i] + 0.15:
-            why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; holding the comfort floor"
+        elif m.rank < Mode.NORMAL.rank:
+            why = f"{m.value}: {p}; holding {t1:.1f} °C, above the {floor[i]:.1f} °C floor"
+        elif i > 0 and coast[i - 1] and t0 <= floor[i] + 0.15:
+            why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; back to the heat pump's own control"
         elif i >= n - 8 and t1 < goal - 0.05:
             why = f"NORMAL: {p}; reheating so the plan ends no colder than it started"
         else:
-            why = f"NORMAL: {p}; shifting heat around this slot would not pay for the storage losses"
+            why = (
+                f"NORMAL: {p}; holding the target: storing this heat elsewhere would cost more in COP "
+                "and losses than it saves"
+            )
         out.append(why)
     return out
 
