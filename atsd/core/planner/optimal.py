@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from atsd.core.modes import Mode
+from atsd.core.modes import ALL_MODES, Mode
 from atsd.core.plan import Decision, PlanProblem, end_goal_c
 from atsd.core.thermal import J_PER_KWH
 
@@ -131,11 +131,31 @@ def build_rules(problem: PlanProblem) -> Rules:
     return Rules(states, actions, next_idx.reshape(n_s, len(actions)), reset_idx, 0)
 
 
+def mode_floor_c(problem: PlanProblem, actions: list[Mode]) -> FloatArray:
+    """The floor a slot's end temperature keeps under each mode, shape ``(n, len(actions))``.
+
+    The planning floor (comfort min plus the margin) guards open-loop coasting against model error.
+    A mode whose own thermostat holds a setpoint at or above comfort min (ECO clamped at the minimum)
+    needs no model to stay there, so under it the floor is that setpoint: the house may then be held
+    at the comfort minimum itself, and the savings of running colder show in ``savings_pct``, not in
+    the load-shifting share.
+    """
+    n = problem.n
+    floor = problem.floor_c() * np.ones(n)
+    d = problem.drive
+    out = np.empty((n, len(actions)))
+    for j, a in enumerate(actions):
+        setpoint = d.comp_set_c[a.rank]
+        closed = (d.comp_cap_w[a.rank] > 0) & (setpoint >= problem.comfort.min_c - 1e-9)
+        out[:, j] = np.where(closed, np.minimum(floor, setpoint), floor)
+    return out
+
+
 def temperature_grid(problem: PlanProblem, actions: list[Mode]) -> FloatArray:
     """Fine points from the planning floor to the highest setpoint, aligned on the floor; coarse outside."""
     step = float(problem.extra.get("temp_step_k", 0.05))  # type: ignore[arg-type]
     step = min(max(step, 0.005), 0.5)
-    floor = problem.floor_c()
+    floor = mode_floor_c(problem, actions)
     d = problem.drive
     lo = min(float(np.min(floor)), end_goal_c(problem))
     sets = d.comp_set_c[[a.rank for a in actions if a is not Mode.OFF]]
@@ -174,7 +194,7 @@ class Backward:
     value: FloatArray  # (n + 1, S + 1, T); row S is the forbidden-move sink
     new_day: NDArray[np.bool_]
     price: FloatArray
-    floor: FloatArray
+    floor: FloatArray  # (n, A): the floor each slot's end must keep under each mode
     goal_c: float
     pen: float
     tie: FloatArray
@@ -191,7 +211,7 @@ def backward(problem: PlanProblem) -> Backward:
     price = np.asarray(problem.objective_price(), dtype=np.float64)
     known = np.isfinite(price)
     price = np.where(known, price, float(np.nanmedian(price)) if known.any() else 0.0)
-    floor = problem.floor_c() * np.ones(n)
+    floor = mode_floor_c(problem, actions)
     goal = end_goal_c(problem)
     c_kwh = model.building.capacitance_j_per_k / J_PER_KWH
     pen = PENALTY_FACTOR * c_kwh * (float(np.max(np.abs(price), initial=0.0)) + 0.1)
@@ -204,7 +224,7 @@ def backward(problem: PlanProblem) -> Backward:
     end = res.end_c  # (n, A, T)
     stage = (
         res.elec_kwh * price[:, None, None]
-        + shortfall_cost(floor[:, None, None] - end, pen)
+        + shortfall_cost(floor[:, :, None] - end, pen)
         + tie[None, :, None]
     )
     # The end rule, linear in the shortfall here (a step would wreck the interpolation next to it);
@@ -263,7 +283,7 @@ def solve(problem: PlanProblem) -> Solution:
             if s2 == n_s:
                 continue
             e, _mc, _qc, _qa, kwh = model.step1(d, k, t, int(ranks[ai]))
-            q = kwh * price[k] + float(shortfall_cost(floor[k] - e, pen)) + tie[ai]
+            q = kwh * price[k] + float(shortfall_cost(floor[k, ai] - e, pen)) + tie[ai]
             q += float(np.interp(e, grid, value[k + 1, s2]))
             if q < best[0] - 1e-12:
                 best = (q, ai, e, kwh, s2)
@@ -293,7 +313,7 @@ def solve(problem: PlanProblem) -> Solution:
             if s2 == n_s:
                 continue
             e, _mc, _qc, _qa, kwh = model.step1(d, k, t, int(ranks[ai]))
-            q = kwh * price[k] + float(shortfall_cost(floor[k] - e, pen)) + tie[ai]
+            q = kwh * price[k] + float(shortfall_cost(floor[k, ai] - e, pen)) + tie[ai]
             search(k + 1, e, s2, acc + q, [*seq, ai], [*ts, e], [*es, kwh])
 
     search(tail, t, s, 0.0, [], [], [])
@@ -359,7 +379,7 @@ def score(problem: PlanProblem, modes: list[Mode]) -> tuple[FloatArray, float]:
     )
     c_kwh = problem.model.building.capacitance_j_per_k / J_PER_KWH
     pen = PENALTY_FACTOR * c_kwh * (float(np.max(np.abs(price), initial=0.0)) + 0.1)
-    floor = problem.floor_c() * np.ones(problem.n)
+    floor = mode_floor_c(problem, list(ALL_MODES))[np.arange(problem.n), [m.rank for m in modes]]
     total = float(np.sum(traj.elec_kwh * price) + np.sum(shortfall_cost(floor - traj.end_c, pen)))
     total += float(shortfall_cost(end_goal_c(problem) - traj.end_c[-1], pen))
     temps = np.concatenate([[problem.start_c], traj.end_c])
@@ -376,7 +396,8 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
     price = np.where(
         np.isfinite(price), price, float(np.nanmedian(price)) if np.isfinite(price).any() else 0.0
     )
-    floor = problem.floor_c() * np.ones(n)
+    floors = mode_floor_c(problem, list(ALL_MODES))
+    floor = floors[np.arange(n), [m.rank for m in modes]]
     cents = price * 100.0
     order = np.argsort(price, kind="stable")
     pct = np.empty(n)
@@ -391,8 +412,8 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
     # Slots that live on stored heat: blocked, or NORMAL while the house cools from above its target.
     coast = np.array(
         [
-            m.rank < Mode.NORMAL.rank
-            or (m is Mode.NORMAL and temps_c[i] > target[i] + 0.02 and temps_c[i + 1] < temps_c[i] - 1e-4)
+            (m is Mode.OFF or temps_c[i + 1] < temps_c[i] - 1e-4)
+            and (m.rank < Mode.NORMAL.rank or (m is Mode.NORMAL and temps_c[i] > target[i] + 0.02))
             for i, m in enumerate(modes)
         ]
     )
@@ -432,7 +453,10 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
                 f"floor {floor[i]:.1f} °C)"
             )
         elif m.rank < Mode.NORMAL.rank:
-            why = f"{m.value}: {p}; holding {t1:.1f} °C, above the {floor[i]:.1f} °C floor"
+            why = (
+                f"{m.value}: {p}; the heat pump holds {t1:.1f} °C (comfort min {problem.comfort.min_c[i]:.1f} °C): "
+                "running colder, not shifting"
+            )
         elif i > 0 and coast[i - 1] and t0 <= floor[i] + 0.15:
             why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; back to the heat pump's own control"
         elif i >= n - 8 and t1 < goal - 0.05:

@@ -24,10 +24,22 @@ def cost(problem: PlanProblem, modes: list[Mode]) -> float:
     return float(np.sum(traj.elec_kwh * problem.price_eur_per_kwh))
 
 
+def slot_floor(problem: PlanProblem, modes: list[Mode]) -> np.ndarray:
+    """The planning floor, or the setpoint of a mode whose own thermostat holds the house at or above
+    comfort min (ECO clamped at the minimum): the house may sit there without any model."""
+    d = problem.drive
+    r = np.array([m.rank for m in modes])
+    k = np.arange(problem.n)
+    setpoint = d.comp_set_c[r, k]
+    closed = (d.comp_cap_w[r, k] > 0) & (setpoint >= problem.comfort.min_c - 1e-9)
+    floor = problem.floor_c() * np.ones(problem.n)
+    return np.where(closed, np.minimum(floor, setpoint), floor)
+
+
 def feasible(problem: PlanProblem, modes: list[Mode]) -> bool:
     traj = problem.model.simulate(problem.drive, problem.start_c, modes)
     return bool(
-        np.all(traj.end_c >= problem.floor_c() - 1e-9) and traj.end_c[-1] >= end_goal_c(problem) - 1e-9
+        np.all(traj.end_c >= slot_floor(problem, modes) - 1e-9) and traj.end_c[-1] >= end_goal_c(problem) - 1e-9
     )
 
 
@@ -115,7 +127,8 @@ def test_plan_keeps_floor_end_rule_and_switching_rules(
     assert len(dec.modes) == len(dec.reasons) == p.n
     assert not rule_breaks(p, dec.modes)
     traj = p.model.simulate(p.drive, p.start_c, dec.modes)
-    assert np.all(traj.end_c >= p.floor_c() - 1e-9)
+    assert np.all(traj.end_c >= slot_floor(p, dec.modes) - 1e-9)
+    assert np.all(traj.end_c >= p.comfort.min_c - 1e-9)
     assert traj.end_c[-1] >= end_goal_c(p) - 1e-9
 
 
