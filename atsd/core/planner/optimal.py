@@ -41,8 +41,8 @@ TAIL_SLOTS = 3  # the last slots are searched exhaustively (at most 4³ sequence
 STEP_K = 0.05  # the step of the shortfall penalty (see shortfall_cost)
 SHORT_TOL_K = 1e-7  # shortfalls below this are rounding, not a violation
 BLOCKED_EUR = 1e18  # cost-to-go of a move the switching rules forbid (finite: no inf - inf)
-COARSE_BELOW_K = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # grid points under the floor, for recovery only
-COARSE_ABOVE_K = (0.25, 1.0, 3.0)  # and above the highest setpoint (sun, a warm start)
+COARSE_BELOW_K = (0.15, 0.5, 1.5, 4.0)  # grid points under the floor, for recovery only
+COARSE_ABOVE_K = (0.5, 2.5)  # and above the highest setpoint (sun, a warm start)
 
 # A rule state: (mode rank or ON when dwell does not matter, slots held, slots since the last OFF
 # block, OFF blocks started today).
@@ -260,11 +260,17 @@ def solve(problem: PlanProblem) -> Solution:
     model, d = problem.model, problem.drive
     b = backward(problem)
     rules, ranks, grid, value, new_day = b.rules, b.ranks, b.grid, b.value, b.new_day
-    price, floor, goal, pen, tie = b.price, b.floor, b.goal_c, b.pen, b.tie
+    goal, pen = b.goal_c, b.pen
+    # Plain Python lists: the rollout is scalar code, where numpy's per-element cost dominates.
+    price: list[float] = b.price.tolist()
+    floor: list[list[float]] = b.floor.tolist()
+    tie: list[float] = b.tie.tolist()
+    rank: list[int] = ranks.tolist()
+    nxt_plain: list[list[int]] = rules.next_idx.tolist()
+    reset: list[int] = rules.reset_idx.tolist()
     actions = rules.actions
     n_a = len(actions)
     n_s = rules.n_states
-    nxt_plain = rules.next_idx
 
     # Forward: exact rollout from the true start temperature.
     modes: list[Mode] = []
@@ -276,14 +282,14 @@ def solve(problem: PlanProblem) -> Solution:
     tail = max(0, n - TAIL_SLOTS)
     for k in range(tail):
         if new_day[k]:
-            s = int(rules.reset_idx[s])
+            s = reset[s]
         best = (math.inf, -1, t, 0.0, s)
         for ai in range(n_a):
-            s2 = int(nxt_plain[s, ai])
+            s2 = nxt_plain[s][ai]
             if s2 == n_s:
                 continue
-            e, _mc, _qc, _qa, kwh = model.step1(d, k, t, int(ranks[ai]))
-            q = kwh * price[k] + float(shortfall_cost(floor[k, ai] - e, pen)) + tie[ai]
+            e, _mc, _qc, _qa, kwh = model.step1(d, k, t, rank[ai])
+            q = kwh * price[k] + _shortfall1(floor[k][ai] - e, pen) + tie[ai]
             q += float(np.interp(e, grid, value[k + 1, s2]))
             if q < best[0] - 1e-12:
                 best = (q, ai, e, kwh, s2)
@@ -302,18 +308,18 @@ def solve(problem: PlanProblem) -> Solution:
         if acc >= best_tail[0]:
             return
         if k == n:
-            total = acc + float(shortfall_cost(goal - t, pen))
+            total = acc + _shortfall1(goal - t, pen)
             if total < best_tail[0] - 1e-12:
                 best_tail = (total, list(seq), list(ts), list(es))
             return
         if new_day[k]:
-            s = int(rules.reset_idx[s])
+            s = reset[s]
         for ai in range(n_a):
-            s2 = int(nxt_plain[s, ai])
+            s2 = nxt_plain[s][ai]
             if s2 == n_s:
                 continue
-            e, _mc, _qc, _qa, kwh = model.step1(d, k, t, int(ranks[ai]))
-            q = kwh * price[k] + float(shortfall_cost(floor[k, ai] - e, pen)) + tie[ai]
+            e, _mc, _qc, _qa, kwh = model.step1(d, k, t, rank[ai])
+            q = kwh * price[k] + _shortfall1(floor[k][ai] - e, pen) + tie[ai]
             search(k + 1, e, s2, acc + q, [*seq, ai], [*ts, e], [*es, kwh])
 
     search(tail, t, s, 0.0, [], [], [])
@@ -334,6 +340,11 @@ def shortfall_cost(short_k: FloatArray | float, pen_eur_per_k: float) -> FloatAr
     """
     s = np.asarray(short_k, dtype=np.float64)
     return np.asarray(np.where(s > SHORT_TOL_K, pen_eur_per_k * (s + STEP_K), 0.0), dtype=np.float64)
+
+
+def _shortfall1(short_k: float, pen_eur_per_k: float) -> float:
+    """:func:`shortfall_cost` for one number, without numpy's per-call cost."""
+    return pen_eur_per_k * (short_k + STEP_K) if short_k > SHORT_TOL_K else 0.0
 
 
 def plan(problem: PlanProblem) -> Decision:
