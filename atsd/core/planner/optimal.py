@@ -465,8 +465,8 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
             )
         elif m.rank < Mode.NORMAL.rank:
             why = (
-                f"{m.value}: {p}; the heat pump holds {t1:.1f} °C (comfort min {problem.comfort.min_c[i]:.1f} °C): "
-                "running colder, not shifting"
+                f"{m.value}: {p}; the heat pump holds {t1:.1f} °C "
+                f"(comfort min {problem.comfort.min_c[i]:.1f} °C): running colder, not shifting"
             )
         elif i > 0 and coast[i - 1] and t0 <= floor[i] + 0.15:
             why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; back to the heat pump's own control"
