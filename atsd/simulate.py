@@ -318,6 +318,7 @@ class Simulation:
         self.modes = house.allowed_modes(cfg)
         self.supervisor = supervisor or default_supervisor(cfg)
         self.start_c = settings.start_c if settings.start_c is not None else cfg.comfort.target_c
+        self._bound: Run | None = None
         self._rng = np.random.default_rng(settings.seed)
         self._wx_noise = self._rng.standard_normal(
             (ext.n // max(1, WEATHER_ISSUE_H * 3600 // ext.step_s) + 2, self.horizon)
@@ -542,7 +543,9 @@ class Simulation:
         runs = [r for r in runs if r.planner != "bound"]
         ref = next((r for r in runs if r.planner == "thermostat"), None) or self.run("thermostat")
         if with_bound:
-            runs.append(self.bound())
+            if self._bound is None:
+                self._bound = self.bound()
+            runs.append(self._bound)
         value = self.heat_value_eur_per_kwh(ref)
         ref_cost = self.adjusted_cost(ref, value)
         for r in runs:
