@@ -369,9 +369,11 @@ class Simulation:
         inp = self.inp
         now_s = to_epoch_s(inp.grid.time(i))
         i1 = min(inp.ext.n, i + self.horizon)
-        known = inp.published_s[i:i1] <= now_s
         n_known = int(np.searchsorted(inp.published_s, now_s, side="right"))
-        spot = estimate_prices(inp.spot[i:i1], known, inp.ext.slice(i, i1))
+        h0 = max(0, i - ESTIMATE_DAYS * 86400 // inp.ext.step_s)  # the estimate looks back a few days
+        known_h = inp.published_s[h0:i1] <= now_s
+        spot = estimate_prices(inp.spot[h0:i1], known_h, inp.ext.slice(h0, i1))[i - h0 :]
+        known = known_h[i - h0 :]
         temp, issue = self.weather_forecast(i, i1)
         g = inp.ext.slice(i, i1)
         series = {PRICE: spot, TEMP: temp}
