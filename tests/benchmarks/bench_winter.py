@@ -15,6 +15,7 @@ period with perfect foresight and plant = model: the best the modes allow, for r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -90,6 +91,11 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=DATA)
     ap.add_argument("--days", type=int, default=None, help="only the first N days")
     ap.add_argument("--json", type=Path, default=None, help="also write all rows to this JSON file")
+    ap.add_argument(
+        "--sgready",
+        action="store_true",
+        help="an SG-Ready actuator (OFF, NORMAL, BOOST: no ECO) instead of all four modes",
+    )
     args = ap.parse_args()
     names = (
         ["thermostat", "cheapest-hours", "greedy", "optimal"]
@@ -98,6 +104,8 @@ def main() -> int:
     )
     plants = {"model": PLANTS[:1], "all": PLANTS, "mismatch": PLANTS[1:]}[args.plants]
     cfg = Config()
+    if args.sgready:
+        cfg = dataclasses.replace(cfg, actuator=dataclasses.replace(cfg.actuator, kind="sgready_gpio"))
     out = []
     for key in ("2023", "2026") if args.data == "both" else (args.data,):
         pf, wf, years, start, end, label = SETS[key]
@@ -122,6 +130,8 @@ def main() -> int:
                 pf_run = perfect_foresight(sim)
                 wall["optimal-pf"] = time.perf_counter() - t1
                 full = sim.compare_runs([*runs, pf_run], with_bound=True)
+            if args.sgready:
+                print("actuator: SG-Ready (OFF, NORMAL, BOOST)")
             print(table(sim, full))
             weeks = sim.inp.grid.n * sim.inp.grid.step_h / 168.0
             print(
