@@ -65,7 +65,9 @@ def main() -> int:
             cost[name].append(plan.estimated_cost + plan.stored_heat_adjustment_eur)
             viol[name] += plan.comfort.degree_hours_below_min > 0
             fallback += name == "optimal" and bool(dec.note)
-        cost["bound"].append(bound(prob).cost_eur)
+        b = bound(prob)
+        cost["bound"].append(b.cost_eur)
+        ms.setdefault("bound", []).append(b.solve_ms)
     k = len(ms["optimal"])
     base = np.array(cost["thermostat"])
     b_sav = base - np.array(cost["bound"])
