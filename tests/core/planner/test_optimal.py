@@ -38,9 +38,8 @@ def slot_floor(problem: PlanProblem, modes: list[Mode]) -> np.ndarray:
 
 def feasible(problem: PlanProblem, modes: list[Mode]) -> bool:
     traj = problem.model.simulate(problem.drive, problem.start_c, modes)
-    return bool(
-        np.all(traj.end_c >= slot_floor(problem, modes) - 1e-9) and traj.end_c[-1] >= end_goal_c(problem) - 1e-9
-    )
+    above = np.all(traj.end_c >= slot_floor(problem, modes) - 1e-9)
+    return bool(above and traj.end_c[-1] >= end_goal_c(problem) - 1e-9)
 
 
 def brute_force(problem: PlanProblem, rule_breaks) -> float:  # type: ignore[no-untyped-def]
