@@ -263,7 +263,7 @@ PLANNERS = ("optimal", "greedy", "thermostat", "cheapest-hours")
 class PlannerConfig:
     slot_minutes: Literal[15, 60] = 15
     horizon_hours: int = 48
-    planner: Literal["optimal", "greedy", "thermostat", "cheapest-hours"] = "greedy"
+    planner: Literal["optimal", "greedy", "thermostat", "cheapest-hours"] = "optimal"
     comfort_margin_k: float = 0.3
     cheap_quantile: float = 0.33
     expensive_quantile: float = 0.67

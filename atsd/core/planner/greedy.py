@@ -90,9 +90,9 @@ def plan(problem: PlanProblem) -> Decision:
     cur = problem.current_mode
     held = problem.current_mode_slots
     off_run = held if cur is Mode.OFF else 0
-    since_off = 10**9 if cur is Mode.OFF else held
-    blocks: dict[date, int] = {}
+    since_off = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
     days = problem.grid.local_dates(problem.tz)
+    blocks: dict[date, int] = {days[0]: int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))}  # type: ignore[call-overload]
     up_mode = Mode.BOOST if Mode.BOOST in allowed else Mode.NORMAL
 
     floor_hit = False  # once the floor stops coasting in an expensive run, stay up until it ends
@@ -117,7 +117,8 @@ def plan(problem: PlanProblem) -> Decision:
                                        or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day))):
                 want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
                 reason = f"{want.value}: expensive, but the OFF block limits are reached"
-        if want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL and held < rules.min_dwell_slots:
+        leaving = want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL
+        if leaving and held < rules.min_dwell_slots:
             want, reason = cur, f"{cur.value}: minimum dwell time before the next switch"
         # Raise the mode until this slot stays above the floor and the next one can recover.
         start_idx = order.index(want) if want in order else order.index(Mode.NORMAL)
@@ -149,11 +150,11 @@ def plan(problem: PlanProblem) -> Decision:
         off_run = off_run + 1 if chosen is Mode.OFF else 0
         since_off = 0 if chosen is Mode.OFF else since_off + 1
 
-    _apply_end_rule(problem, modes, reasons, temps)
+    apply_end_rule(problem, modes, reasons, temps)
     return Decision(modes, reasons, "greedy")
 
 
-def _apply_end_rule(problem: PlanProblem, modes: list[Mode], reasons: list[str], temps: np.ndarray) -> None:
+def apply_end_rule(problem: PlanProblem, modes: list[Mode], reasons: list[str], temps: np.ndarray) -> None:
     """Raise late slots, cheapest first, until the plan ends no colder than it started."""
     goal = end_goal_c(problem)
     if temps[-1] >= goal - 1e-6:
