@@ -144,16 +144,17 @@ def warmup_history(tc: CaseTable, data: dict[str, list[float]], start_s: float, 
     indoor = np.interp(edges[:-1], t, zone, left=np.nan, right=np.nan)
     outdoor = _slot_means(t, np.asarray(data[tc.outdoor_temp]) - KELVIN, edges)
     elec = _slot_means(t, np.sum([np.asarray(data[p]) for p in tc.power], axis=0), edges)
+    ghi = _slot_means(t, np.asarray(data[tc.ghi]), edges) if tc.ghi in data else None
     model = house.thermal_model(cfg)
     heat = heat_from_electric(model.heat_pump, model.design_heat_w, outdoor, indoor, elec)
-    return History(step_s, indoor, outdoor, None, heat, np.full(n, Mode.NORMAL.rank))
+    return History(step_s, indoor, outdoor, ghi, heat, np.full(n, Mode.NORMAL.rank))
 
 
 async def calibrate_from_warmup(client: BoptestClient, tc: CaseTable, cfg: Config, start_s: float,
                                 step_s: int) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit the house to the warm-up; returns ``(overrides, report)`` (no overrides when refused)."""
     t0 = max(0.0, start_s - WARMUP_S)
-    points = [tc.zone_temp, tc.outdoor_temp, *tc.power]
+    points = [tc.zone_temp, tc.outdoor_temp, tc.ghi, *tc.power]
     data = await client.results(points, t0, start_s)
     try:
         h = warmup_history(tc, data, t0, start_s, step_s, cfg)

@@ -34,6 +34,7 @@ class CaseTable:
     area_m2: float
     zone_temp: str  # measurement, K
     outdoor_temp: str  # measurement, K
+    ghi: str  # measurement, W/m²: global horizontal irradiance (for the solar aperture)
     power: tuple[str, ...]  # measurements whose sum is the electric power (W), as kpis.json says
     heat_pump_power: str  # the heat pump's own electric power (W)
     speed_input: str  # overwritable compressor modulation
@@ -85,6 +86,7 @@ BESTEST_HYDRONIC_HEAT_PUMP = CaseTable(
     area_m2=192.0,
     zone_temp="reaTZon_y",
     outdoor_temp="weaSta_reaWeaTDryBul_y",
+    ghi="weaSta_reaWeaHGloHor_y",
     power=("reaPFan_y", "reaPHeaPum_y", "reaPPumEmi_y"),
     heat_pump_power="reaPHeaPum_y",
     speed_input="oveHeaPumY_u",

@@ -108,6 +108,8 @@ class BoptestClient:
             if status >= 400 or r.status_code >= 400:
                 raise BoptestError(call, max(status, r.status_code), message)
             if message and ("WARNING" in message.upper() or "minimum" in message or "maximum" in message):
+                if not self.warnings:  # once per test: the same clamping repeats every step
+                    log.warning("BOPTEST %s: %s", call, message)
                 self.warnings.append(message)
             return doc.get("payload")
         if r.status_code >= 400:
@@ -132,7 +134,14 @@ class BoptestClient:
                 self.api = Api.SERVICE
                 self.testid = str(testid)
                 return self.testid
-        name = await self.name()
+        try:
+            name = await self.name()
+        except BoptestError as exc:
+            if exc.status != 404:
+                raise
+            raise BoptestError(f"POST /testcases/{testcase}/select", 404,
+                               f"no test case {testcase!r} on this server, and no single-test-case API "
+                               "either; check --testcase and --url") from exc
         if name != testcase:
             raise BoptestError("GET /name", 400, f"this server runs {name!r}, not {testcase!r}; start BOPTEST "
                                f"with TESTCASE={testcase}")

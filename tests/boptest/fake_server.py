@@ -45,7 +45,8 @@ SUB_S = 300  # the plant is integrated (and its results sampled) every 5 minutes
 EMISSION_KG_PER_KWH = 0.167
 INPUTS = {"oveHeaPumY_u": (0.0, 1.0, "1"), "oveHeaPumY_activate": (0.0, 1.0, "1"),
           "oveTSet_u": (278.15, 308.15, "K"), "oveTSet_activate": (0.0, 1.0, "1")}
-MEASUREMENTS = {"reaTZon_y": "K", "weaSta_reaWeaTDryBul_y": "K", "reaPHeaPum_y": "W", "reaPFan_y": "W",
+MEASUREMENTS = {"reaTZon_y": "K", "weaSta_reaWeaTDryBul_y": "K", "weaSta_reaWeaHGloHor_y": "W/m2",
+                "reaPHeaPum_y": "W", "reaPFan_y": "W",
                 "reaPPumEmi_y": "W", "reaTSetHea_y": "K"}
 
 
@@ -166,7 +167,8 @@ class FakeTest:
 
     def _record(self, t: float, temp_c: float, power_w: float, setpoint_c: float) -> None:
         row = {"time": t, "reaTZon_y": temp_c + K, "weaSta_reaWeaTDryBul_y": outdoor_c(t) + K,
-               "reaPHeaPum_y": power_w, "reaPFan_y": 0.0, "reaPPumEmi_y": 0.0, "reaTSetHea_y": setpoint_c + K}
+               "weaSta_reaWeaHGloHor_y": ghi_w_m2(t), "reaPHeaPum_y": power_w, "reaPFan_y": 0.0,
+               "reaPPumEmi_y": 0.0, "reaTSetHea_y": setpoint_c + K}
         for k, v in row.items():
             self.results.setdefault(k, []).append(v)
         self.last = row
