@@ -134,7 +134,11 @@ def warmup_history(tc: CaseTable, data: dict[str, list[float]], start_s: float, 
     """
     from atsd.calibration import heat_from_electric
 
-    t = np.asarray(data["time"], dtype=np.float64)
+    t_all = np.asarray(data["time"], dtype=np.float64)
+    # BOPTEST's initialisation can store several samples at the same time; keep the last of each.
+    t, rev = np.unique(t_all[::-1], return_index=True)
+    keep = len(t_all) - 1 - rev
+    data = {k: list(np.asarray(v, dtype=np.float64)[keep]) for k, v in data.items()}
     first = float(np.ceil(max(start_s, t[0]) / step_s) * step_s)
     n = int((end_s - first) // step_s)
     if n <= 0:

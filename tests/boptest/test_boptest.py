@@ -205,3 +205,21 @@ async def test_select_of_an_unknown_test_case_on_the_service_says_so(boptest_ser
 async def in_test_named(url: str, name: str) -> None:
     async with BoptestClient(url) as c:
         await c.select(name)
+
+
+def test_warmup_history_puts_boptest_samples_on_the_control_grid() -> None:
+    import numpy as np
+
+    from atsd.boptest.bench import warmup_history
+
+    t = np.concatenate([[0.0, 0.0], np.arange(30.0, 86400.0 + 1, 30.0)])  # a repeated initial sample
+    zone = KELVIN + 20.0 + t / 86400.0  # warms 1 K over the day
+    power = np.where((t % 1800) < 900, 2000.0, 0.0)  # on in the first half of every half hour
+    data = {"time": list(t), CASE.zone_temp: list(zone), CASE.outdoor_temp: list(np.full_like(t, KELVIN)),
+            CASE.ghi: list(np.zeros_like(t)), **{p: list(power if p == CASE.heat_pump_power else 0 * t)
+                                                  for p in CASE.power}}
+    h = warmup_history(CASE, data, 0.0, 86400.0, 900, bench_config(CASE, 900))
+    assert h.n == 96 and h.step_s == 900
+    assert h.indoor_c[4] == pytest.approx(20.0 + 3600 / 86400, abs=1e-9)
+    assert h.heat_w is not None and h.heat_w[1] == 0.0 and h.heat_w[2] > 2000.0  # heat = elec × COP
+    assert h.mode_rank is not None and set(h.mode_rank) == {Mode.NORMAL.rank}
