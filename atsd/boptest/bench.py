@@ -10,6 +10,7 @@ electric power, mode NORMAL), with :func:`atsd.core.calibrate.fit`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import statistics
@@ -217,7 +218,7 @@ async def run_atsd(opts: BenchOptions, cfg: Config) -> tuple[RunResult, dict[str
                     prob = house.problem(cfg, forecast, indoor.value, model=model, comfort=band, current_mode=mode,
                                          current_mode_slots=held, modes=actuator.supported)
                     t1 = time.perf_counter()
-                    decision = planner(prob)
+                    decision = await asyncio.to_thread(planner, prob)  # as in the daemon: off the loop
                     result.plan_ms.append((time.perf_counter() - t1) * 1000.0)
                     verdict = supervisor.decide(now, decision.modes[0], indoor.value, indoor.age_s(now),
                                                 decision.reasons[0], comfort_min_c=float(band.min_c[0]))
