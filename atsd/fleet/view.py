@@ -11,7 +11,8 @@ nothing was heard from it for ``offline_after_s``.
 
 Measured shed: power history comes from ``status.power_kw`` stamped with the fleet's own receive
 time (a house's clock may be skewed or, in demo mode, accelerated). Shed = mean power in the 30
-minutes before the event start minus the mean power since the start.
+minutes before the event start minus the mean power since the start (the start taken no earlier
+than the dispatch).
 """
 
 from __future__ import annotations
@@ -347,7 +348,10 @@ class FleetView:
         reasons: dict[str, dict[str, int]] = {}
         promised = measured = 0.0
         n_measured = 0
-        measuring = now > ev.start
+        # A house cannot react before it hears of the event: the "during" window opens at the later of
+        # the start and the dispatch (a default start is the dispatch second, truncated by the contract).
+        t0 = max(ev.start, d.dispatched_at)
+        measuring = now > t0
         for i in d.targets:
             ack = d.acks.get(i)
             row: dict[str, Any] = {"device_id": i, "available_at_dispatch": i not in d.unavailable and i not in d.unknown}
@@ -373,12 +377,12 @@ class FleetView:
             h = self.houses.get(i)
             before = during = None
             if h is not None:
-                before = self._power_mean(h, ev.start - BEFORE_WINDOW, ev.start)
+                before = self._power_mean(h, t0 - BEFORE_WINDOW, t0)
                 if before is None:
-                    earlier = [p for t, p in h.power if t < ev.start]
+                    earlier = [p for t, p in h.power if t < t0]
                     before = earlier[-1] if earlier else None
                 if measuring:
-                    during = self._power_mean(h, ev.start, min(ev.end, now) + timedelta(microseconds=1))
+                    during = self._power_mean(h, t0, min(ev.end, now) + timedelta(microseconds=1))
             row["power_before_kw"], row["power_during_kw"] = _r(before), _r(during)
             row["shed_kw_measured"] = _r(before - during) if before is not None and during is not None else None
             if row["shed_kw_measured"] is not None:
