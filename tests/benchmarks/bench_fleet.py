@@ -234,13 +234,17 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = ("| houses | PUBLISH/s in (sim houses) | out (broker) | packets/s | fleet RSS MB | fleet CPU % | dispatch to last ack s (fleet) "
-            "| until complete via API s | acks (answered/missing) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    rows = [f"| {r['houses']} + {r['daemons']} | {r['in_per_s']:.0f} | {r['out_per_s']:.0f} | {r['fleet_rss_mb']:.0f} "
-            f"| {r['packets_per_s']:.0f} | {r['fleet_cpu_pct']:.0f} | {r['last_ack_s']:.3f} | {r['complete_wall_s']:.3f} "
-            f"| {r['acks']['accepted'] + r['acks']['partial'] + r['acks']['refused']}/{r['acks']['missing']} |"
-            for r in results]
-    return "\n".join([head, *rows])
+    cols = ["houses", "PUBLISH/s in (houses)", "PUBLISH/s out (broker)", "packets/s (broker)", "fleet RSS MB",
+            "fleet CPU %", "dispatch to last ack s (fleet)", "until complete via API s", "acks answered/missing"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for r in results:
+        a = r["acks"]
+        cells = [f"{r['houses']} + {r['daemons']}", f"{r['in_per_s']:.0f}", f"{r['out_per_s']:.0f}",
+                 f"{r['packets_per_s']:.0f}", f"{r['fleet_rss_mb']:.0f}", f"{r['fleet_cpu_pct']:.1f}",
+                 f"{r['last_ack_s']:.3f}", f"{r['complete_wall_s']:.3f}",
+                 f"{a['accepted'] + a['partial'] + a['refused']}/{a['missing']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
