@@ -120,6 +120,9 @@ class FleetView:
         if leaf not in LEAVES:
             return
         self.messages += 1
+        if not payload:  # an empty retained payload clears the topic (an admin removing a house)
+            self._clear(device_id, leaf)
+            return
         if leaf == messages.AVAILABILITY:
             text = payload.decode("utf-8", "replace").strip()
             if text not in (messages.ONLINE, messages.OFFLINE):
@@ -129,11 +132,6 @@ class FleetView:
             h.availability = text
             if not retained and text == messages.ONLINE:
                 h.last_seen = now
-            return
-        if not payload:  # an empty retained payload clears the topic: the house was removed
-            h = self.houses.get(device_id)
-            if h is not None and leaf in (messages.STATUS, messages.PLAN, messages.FLEXIBILITY, messages.ALERTS):
-                setattr(h, leaf, None)
             return
         try:
             doc = json.loads(payload)
@@ -160,6 +158,14 @@ class FleetView:
             h.alerts = doc
         elif leaf == messages.DR_ACK:
             self._ack(h, doc, now)
+
+    def _clear(self, device_id: str, leaf: str) -> None:
+        h = self.houses.get(device_id)
+        if h is None or leaf == messages.DR_ACK:
+            return
+        setattr(h, leaf, None)
+        if h.availability is None and h.status is None and h.plan is None and h.flexibility is None and h.alerts is None:
+            del self.houses[device_id]  # every retained document cleared: the house left the fleet
 
     def _house(self, device_id: str) -> House:
         h = self.houses.get(device_id)

@@ -110,3 +110,13 @@ def test_acks_from_houses_outside_the_dispatch_are_kept_but_not_counted():
     v.ingest("h9", "dr/ack", messages.dumps(messages.dr_ack_message("h9", "e1", "accepted", "", T)), T)
     assert d.acks == {} and v.houses["h9"].last_ack is not None
     assert v.dispatch_doc(d, T)["houses"][0]["reason"] == "unknown house: never seen on the broker"
+
+
+def test_clearing_every_retained_document_removes_the_house():
+    v = FleetView()
+    v.ingest("h1", "availability", b"online", T)
+    v.ingest("h1", "status", status("h1", T), T)
+    v.ingest("h1", "status", b"", T, retained=True)
+    assert v.houses["h1"].status is None
+    v.ingest("h1", "availability", b"", T)
+    assert "h1" not in v.houses
