@@ -29,7 +29,7 @@ from atsd import messages
 from atsd.core.timegrid import floor_time, iso_z, parse_utc
 
 BEFORE_WINDOW = timedelta(minutes=30)
-POWER_HISTORY = 512  # status reports kept per house (a report a minute: 8 h)
+POWER_HISTORY = 64  # status reports kept per house: the 30 min before an event at a report every 30 s
 SUSTAIN_MIN = (15, 30, 60, 120, 240)
 MAX_DISPATCHES = 200
 LEAVES = (messages.AVAILABILITY, messages.STATUS, messages.PLAN, messages.FLEXIBILITY, messages.ALERTS,
@@ -75,6 +75,20 @@ class Ack:
 
 
 @dataclass
+class Mean:
+    total: float = 0.0
+    n: int = 0
+
+    def add(self, x: float) -> None:
+        self.total += x
+        self.n += 1
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+@dataclass
 class Dispatch:
     event: messages.DemandResponseEvent
     group: Group
@@ -84,6 +98,28 @@ class Dispatch:
     unavailable: dict[str, str]  # device_id -> why, at dispatch time
     unknown: tuple[str, ...]  # listed ids never seen on the broker
     acks: dict[str, Ack] = field(default_factory=dict)
+    # Power per target, accumulated as status reports arrive (the history holds only the last half hour).
+    before: dict[str, Mean] = field(default_factory=dict)
+    during: dict[str, Mean] = field(default_factory=dict)
+    last_before: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.target_set = frozenset(self.targets)
+
+    @property
+    def t0(self) -> datetime:
+        """A house cannot react before it hears of the event: "during" opens at the later of the start and
+        the dispatch (a default start is the dispatch second, truncated by the contract)."""
+        return max(self.event.start, self.dispatched_at)
+
+    def record(self, device_id: str, t: datetime, power_kw: float) -> None:
+        t0 = self.t0
+        if t < t0:
+            self.last_before[device_id] = power_kw
+            if t >= t0 - BEFORE_WINDOW:
+                self.before.setdefault(device_id, Mean()).add(power_kw)
+        elif t <= self.event.end:
+            self.during.setdefault(device_id, Mean()).add(power_kw)
 
 
 def _time_or_none(doc: dict[str, Any], key: str) -> datetime | None:
@@ -111,6 +147,7 @@ class FleetView:
         self.offline_after_s = offline_after_s
         self.houses: dict[str, House] = {}
         self.dispatches: OrderedDict[str, Dispatch] = OrderedDict()
+        self._open: list[Dispatch] = []  # dispatches still measuring, oldest end first
         self.messages = 0
 
     # -- input --------------------------------------------------------------------------------------
@@ -150,6 +187,8 @@ class FleetView:
             p = _num(doc.get("power_kw"))
             if p is not None and (not h.power or seen >= h.power[-1][0]):
                 h.power.append((seen, p))
+                if not retained:
+                    self._record_power(device_id, seen, p, now)
         elif leaf == messages.PLAN:
             h.plan = doc
         elif leaf == messages.FLEXIBILITY:
@@ -166,6 +205,13 @@ class FleetView:
         setattr(h, leaf, None)
         if h.availability is None and h.status is None and h.plan is None and h.flexibility is None and h.alerts is None:
             del self.houses[device_id]  # every retained document cleared: the house left the fleet
+
+    def _record_power(self, device_id: str, t: datetime, power_kw: float, now: datetime) -> None:
+        if self._open and self._open[0].event.end < now - BEFORE_WINDOW:
+            self._open = [d for d in self._open if d.event.end >= now - BEFORE_WINDOW]
+        for d in self._open:
+            if device_id in d.target_set:
+                d.record(device_id, t, power_kw)
 
     def _house(self, device_id: str) -> House:
         h = self.houses.get(device_id)
@@ -336,14 +382,15 @@ class FleetView:
             if not ok:
                 unavailable[i] = why
         d = Dispatch(event, group, tuple(targets), now, ack_timeout_s, unavailable, tuple(unknown))
+        for i in targets:
+            h = self.houses.get(i)
+            for t, p in h.power if h is not None else ():
+                d.record(i, t, p)
         self.dispatches[event.event_id] = d
+        self._open = sorted([*self._open, d], key=lambda x: x.event.end)
         while len(self.dispatches) > MAX_DISPATCHES:
             self.dispatches.popitem(last=False)
         return d
-
-    def _power_mean(self, h: House, a: datetime, b: datetime) -> float | None:
-        vals = [p for t, p in h.power if a <= t < b]
-        return statistics.fmean(vals) if vals else None
 
     def dispatch_doc(self, d: Dispatch, now: datetime) -> dict[str, Any]:
         ev = d.event
@@ -354,10 +401,7 @@ class FleetView:
         reasons: dict[str, dict[str, int]] = {}
         promised = measured = 0.0
         n_measured = 0
-        # A house cannot react before it hears of the event: the "during" window opens at the later of
-        # the start and the dispatch (a default start is the dispatch second, truncated by the contract).
-        t0 = max(ev.start, d.dispatched_at)
-        measuring = now > t0
+        measuring = now > d.t0
         for i in d.targets:
             ack = d.acks.get(i)
             row: dict[str, Any] = {"device_id": i, "available_at_dispatch": i not in d.unavailable and i not in d.unknown}
@@ -380,15 +424,8 @@ class FleetView:
                 by = reasons.setdefault(status, {})
                 by[reason] = by.get(reason, 0) + 1
             row["status"], row["reason"] = status, reason
-            h = self.houses.get(i)
-            before = during = None
-            if h is not None:
-                before = self._power_mean(h, t0 - BEFORE_WINDOW, t0)
-                if before is None:
-                    earlier = [p for t, p in h.power if t < t0]
-                    before = earlier[-1] if earlier else None
-                if measuring:
-                    during = self._power_mean(h, t0, min(ev.end, now) + timedelta(microseconds=1))
+            before = d.before[i].value if i in d.before else d.last_before.get(i)
+            during = d.during[i].value if measuring and i in d.during else None
             row["power_before_kw"], row["power_during_kw"] = _r(before), _r(during)
             row["shed_kw_measured"] = _r(before - during) if before is not None and during is not None else None
             if row["shed_kw_measured"] is not None:
