@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +20,8 @@ from atsd import messages
 from atsd.config import Config, ConfigError, FleetConfig, MqttConfig
 from atsd.fleet.service import FleetService
 from atsd.fleet.simhouse import SimHouse
-from tests.fleet.conftest import AclBroker
+from tests.conftest import free_port
+from tests.fleet.conftest import REPO, AclBroker
 
 TOKEN = "fleet-test-token"
 
@@ -287,3 +291,37 @@ def test_service_refuses_to_start_without_a_token(acl_broker: AclBroker):
     with pytest.raises(ConfigError, match=r"\[fleet\] needs token"):
         FleetService(cfg)
 
+
+
+async def test_a_real_demo_daemon_works_under_the_acl_and_answers_a_dispatch(acl_broker: AclBroker, tmp_path: Path):
+    """``atsd run --demo`` as house-9 on the ACL broker: the fleet sees its status and collects its ack."""
+    b = acl_broker
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[device]\ndevice_id = "house-9"\ntags = ["real"]\n\n'
+                   f'[mqtt]\nenabled = true\nhost = "{b.host}"\nport = {b.port}\nusername = "house-9"\n'
+                   f'password = "{b.password("house-9")}"\naccept_commands = true\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "atsd", "run", "--demo", "--speed", "60", "--config", str(cfg),
+        "--state-dir", str(tmp_path / "state"), "--port", str(free_port()), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with fleet_service(b) as (svc, api):
+            await until(lambda: "house-9" in svc.view.houses and svc.view.houses["house-9"].status is not None
+                        and svc.view.houses["house-9"].availability == "online", 30.0, "the daemon's status")
+            doc = await api.get("/api/houses/house-9")
+            assert doc["available"] and doc["tags"] == ["real"] and doc["mode"] in ("OFF", "ECO", "NORMAL", "BOOST")
+            status, disp = await api.call("POST", "/api/dispatch", {"tag": "real", "duration_min": 30,
+                                                                    "event_id": "ev-real"})
+            assert status == 202, disp
+            await until(lambda: bool(svc.view.dispatches["ev-real"].acks), 10.0, "the daemon's ack")
+            disp = await api.get("/api/dispatch/ev-real")
+        assert disp["summary"]["missing"] == 0 and disp["summary"]["pending"] == 0
+        assert disp["houses"][0]["reason"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            _out, err = await asyncio.wait_for(proc.communicate(), 15)
+        else:
+            err = await proc.stderr.read() if proc.stderr else b""
+    assert b"Traceback" not in err, err.decode()[-2000:]
