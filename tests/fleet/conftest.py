@@ -1,7 +1,7 @@
 """A Mosquitto with atsd's own ACL file (deploy/mosquitto/acl) and a password per house, on a free port.
 
 ``acl_broker`` (session scope) yields an :class:`AclBroker`: ``host``, ``port``, ``password(user)``
-and ``restart()``. Users: ``fleet`` (the fleet service) and ``house-1`` .. ``house-9``.
+and ``restart()``. Users: ``fleet`` (the fleet service) and ``house-1`` .. ``house-12``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.conftest import MOSQUITTO, MosquittoBroker, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = REPO / "deploy" / "mosquitto" / "acl"
-USERS = ("fleet", "observer", *(f"house-{i}" for i in range(1, 10)))
+USERS = ("fleet", "observer", *(f"house-{i}" for i in range(1, 13)))
 
 
 @dataclass

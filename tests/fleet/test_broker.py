@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -250,6 +251,12 @@ async def test_api_needs_the_token_and_the_page_does_not(acl_broker: AclBroker):
         assert status == 401
         status, page = await api.call("GET", "/", token="")
         assert status == 200 and "atsd fleet" in page
+        assert "http://" not in page and "https://" not in page  # no CDN: works on a site without internet
+        for asset in ("/static/fleet.js", "/static/fleet.css"):
+            status, text = await api.call("GET", asset, token="")
+            assert status == 200 and text, asset
+        status, _ = await api.call("GET", "/static/../app.py", token="")
+        assert status == 404
         status, doc = await api.call("GET", "/healthz", token="")
         assert status == 200 and doc["broker_connected"] is True
 
@@ -294,12 +301,12 @@ def test_service_refuses_to_start_without_a_token(acl_broker: AclBroker):
 
 
 async def test_a_real_demo_daemon_works_under_the_acl_and_answers_a_dispatch(acl_broker: AclBroker, tmp_path: Path):
-    """``atsd run --demo`` as house-9 on the ACL broker: the fleet sees its status and collects its ack."""
+    """``atsd run --demo`` as house-10 on the ACL broker: the fleet sees its status and collects its ack."""
     b = acl_broker
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[device]\ndevice_id = "house-9"\ntags = ["real"]\n\n'
-                   f'[mqtt]\nenabled = true\nhost = "{b.host}"\nport = {b.port}\nusername = "house-9"\n'
-                   f'password = "{b.password("house-9")}"\naccept_commands = true\n')
+    cfg.write_text(f'[device]\ndevice_id = "house-10"\ntags = ["real"]\n\n'
+                   f'[mqtt]\nenabled = true\nhost = "{b.host}"\nport = {b.port}\nusername = "house-10"\n'
+                   f'password = "{b.password("house-10")}"\naccept_commands = true\n')
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "atsd", "run", "--demo", "--speed", "60", "--config", str(cfg),
@@ -307,9 +314,9 @@ async def test_a_real_demo_daemon_works_under_the_acl_and_answers_a_dispatch(acl
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         async with fleet_service(b) as (svc, api):
-            await until(lambda: "house-9" in svc.view.houses and svc.view.houses["house-9"].status is not None
-                        and svc.view.houses["house-9"].availability == "online", 30.0, "the daemon's status")
-            doc = await api.get("/api/houses/house-9")
+            await until(lambda: "house-10" in svc.view.houses and svc.view.houses["house-10"].status is not None
+                        and svc.view.houses["house-10"].availability == "online", 30.0, "the daemon's status")
+            doc = await api.get("/api/houses/house-10")
             assert doc["available"] and doc["tags"] == ["real"] and doc["mode"] in ("OFF", "ECO", "NORMAL", "BOOST")
             status, disp = await api.call("POST", "/api/dispatch", {"tag": "real", "duration_min": 30,
                                                                     "event_id": "ev-real"})
@@ -321,7 +328,27 @@ async def test_a_real_demo_daemon_works_under_the_acl_and_answers_a_dispatch(acl
     finally:
         if proc.returncode is None:
             proc.terminate()
+        try:
             _out, err = await asyncio.wait_for(proc.communicate(), 15)
-        else:
-            err = await proc.stderr.read() if proc.stderr else b""
+        except TimeoutError:
+            proc.kill()
+            _out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+async def test_a_crashed_house_is_marked_offline_by_its_last_will(acl_broker: AclBroker):
+    b = acl_broker
+    async with fleet_service(b) as (svc, api):
+        h = house(b, 3, tags=("crash",))
+        await h.__aenter__()
+        await until(lambda: svc.view.houses.get("house-3") is not None
+                    and svc.view.houses["house-3"].availability == "online", what="house-3 online")
+        sock = h.client._client.socket()  # the connection dies without a DISCONNECT: the broker sends the will
+        sock.shutdown(socket.SHUT_RDWR)
+        await until(lambda: svc.view.houses["house-3"].availability == "offline", what="the last will")
+        doc = await api.get("/api/houses/house-3")
+        with contextlib.suppress(Exception):
+            await h._stop_tasks()
+            await h.client.__aexit__(None, None, None)
+    assert doc["available"] is False and doc["availability"] == "offline"
