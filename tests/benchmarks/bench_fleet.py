@@ -183,10 +183,10 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 await wait_houses(http, base, n + args.daemons, 120)
                 await asyncio.sleep(args.status_interval)  # every house on its own status rhythm
                 ta, va = await sys_counters.snapshot()
-                ca, pa = cpu_s(fleet.pid), sum(h.published for h in houses)
+                ca, pa, ba = cpu_s(fleet.pid), sum(h.published for h in houses), cpu_s(broker_pid)
                 await asyncio.sleep(args.window_s)
                 tb, vb = await sys_counters.snapshot()
-                cb, pb = cpu_s(fleet.pid), sum(h.published for h in houses)
+                cb, pb, bb = cpu_s(fleet.pid), sum(h.published for h in houses), cpu_s(broker_pid)
 
                 def rate(key: str, va: dict[str, int] = va, vb: dict[str, int] = vb, dt: float = tb - ta) -> float:
                     return (vb.get(key, 0) - va.get(key, 0)) / dt
@@ -194,7 +194,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 # Mosquitto 2.0's publish/messages/received stays 0 here: count the houses' publishes instead.
                 steady = {"in_per_s": (pb - pa) / (tb - ta), "out_per_s": rate("publish_sent"),
                           "packets_per_s": rate("received") + rate("sent"),
-                          "fleet_cpu_pct": 100 * (cb - ca) / (tb - ta)}
+                          "fleet_cpu_pct": 100 * (cb - ca) / (tb - ta), "broker_cpu_pct": 100 * (bb - ba) / (tb - ta)}
                 runs = [await dispatch(http, base, f"bench-{n}-{e}") for e in range(args.events)]
                 auth = {"Authorization": f"Bearer {TOKEN}"}
                 t_flex = time.monotonic()
@@ -234,13 +234,15 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    cols = ["houses", "PUBLISH/s in (houses)", "PUBLISH/s out (broker)", "packets/s (broker)", "fleet RSS MB",
-            "fleet CPU %", "dispatch to last ack s (fleet)", "until complete via API s", "acks answered/missing"]
+    cols = ["houses", "PUBLISH/s in (houses)", "PUBLISH/s out (broker)", "packets/s (broker)", "broker CPU %",
+            "broker RSS MB", "fleet RSS MB", "fleet CPU %", "dispatch to last ack s (fleet)", "until complete via API s",
+            "acks answered/missing"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for r in results:
         a = r["acks"]
         cells = [f"{r['houses']} + {r['daemons']}", f"{r['in_per_s']:.0f}", f"{r['out_per_s']:.0f}",
-                 f"{r['packets_per_s']:.0f}", f"{r['fleet_rss_mb']:.0f}", f"{r['fleet_cpu_pct']:.1f}",
+                 f"{r['packets_per_s']:.0f}", f"{r['broker_cpu_pct']:.1f}", f"{r['broker_rss_mb']:.0f}",
+                 f"{r['fleet_rss_mb']:.0f}", f"{r['fleet_cpu_pct']:.1f}",
                  f"{r['last_ack_s']:.3f}", f"{r['complete_wall_s']:.3f}",
                  f"{a['accepted'] + a['partial'] + a['refused']}/{a['missing']}"]
         lines.append("| " + " | ".join(cells) + " |")
