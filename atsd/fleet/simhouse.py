@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -106,8 +107,10 @@ class SimHouse:
                     continue
                 raw = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
                 try:
-                    doc = messages._obj(raw)
-                except messages.MessageError:
+                    doc = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    doc = None
+                if not isinstance(doc, dict):
                     doc = {"raw": raw.decode("utf-8", "replace")}
                 self.received.append((split[1], doc))
                 if split[1] == messages.DR_SET:
