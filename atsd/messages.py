@@ -14,7 +14,8 @@ Every topic lives under ``<prefix>/<device_id>/`` (prefix ``atsd`` by default):
 | ``mode/set`` | no | fleet -> house | :class:`ModeCommand` |
 
 Every JSON payload carries ``"v": 1``. A house only publishes under its own id and only reads its
-own ``dr/set`` and ``mode/set`` (see ``deploy/mosquitto/acl``). This module is pure: it builds and
+own ``dr/set`` and ``mode/set`` (see ``deploy/mosquitto/acl``; the contract and its versioning rules
+are documented in ``docs/fleet.md``). This module is pure: it builds and
 validates payloads; the daemon and the fleet service do the I/O.
 """
 

@@ -1,0 +1,91 @@
+"""Tests for deploy/ of the fleet: its unit passes systemd-analyze verify; the Mosquitto examples hang together."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "deploy" / "atsd-fleet.service"
+MOSQ = REPO / "deploy" / "mosquitto"
+INSTALLED_ATSD = "/opt/atsd/venv/bin/atsd"
+
+
+def unit_settings() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def test_fleet_unit_passes_systemd_analyze_verify(tmp_path: Path):
+    tool = shutil.which("systemd-analyze") or ("/usr/bin/systemd-analyze"
+                                               if Path("/usr/bin/systemd-analyze").exists() else None)
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing on CI: install systemd")
+        pytest.skip("systemd-analyze is not installed")
+    atsd = Path(sys.executable).parent / "atsd"
+    exe = str(atsd) if atsd.exists() else sys.executable
+    text = UNIT.read_text()
+    assert text.count(INSTALLED_ATSD) == 1
+    copy = tmp_path / "atsd-fleet.service"
+    copy.write_text(text.replace(INSTALLED_ATSD, exe))
+    proc = subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    complaints = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "atsd-fleet.service" in ln]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert complaints == []
+
+
+def test_fleet_unit_declares_the_service_contract():
+    s = unit_settings()
+    assert s["Type"] == ["notify"]
+    assert s["Restart"] == ["always"]
+    assert s["RestartPreventExitStatus"] == ["78"]
+    assert s["ExecStart"] == [f"{INSTALLED_ATSD} fleet --config /etc/atsd/fleet.toml"]
+    assert s["DynamicUser"] == ["yes"]
+    assert {v.split(":", 1)[0] for v in s["LoadCredential"]} == {"fleet_token", "mqtt_password"}
+    assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
+    assert "ExecStopPost" not in s  # the fleet drives no heat pump: nothing to make safe
+
+
+def test_acl_lets_houses_write_only_their_own_documents_and_read_only_their_commands():
+    lines = [ln.split() for ln in (MOSQ / "acl").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    patterns = {(a, t) for kw, a, t in (ln for ln in lines if ln[0] == "pattern")}
+    assert patterns == {("write", f"atsd/%u/{leaf}") for leaf in ("availability", "status", "plan", "flexibility",
+                                                                    "alerts", "dr/ack")} | \
+        {("read", "atsd/%u/dr/set"), ("read", "atsd/%u/mode/set")}
+    fleet = lines[lines.index(["user", "fleet"]) + 1:][:3]
+    assert fleet == [["topic", "read", "atsd/+/#"], ["topic", "write", "atsd/+/dr/set"],
+                     ["topic", "write", "atsd/+/mode/set"]]
+
+
+def test_dynamic_security_example_gives_each_house_only_its_own_topics():
+    doc = json.loads((MOSQ / "dynamic-security.json").read_text())
+    roles = {r["rolename"]: r for r in doc["roles"]}
+    for client in doc["clients"]:
+        if not client["username"].startswith("house-"):
+            continue
+        (role,) = client["roles"]
+        acls = roles[role["rolename"]]["acls"]
+        assert acls and all(a["topic"].startswith(f"atsd/{client['username']}/") for a in acls)
+        sends = {a["topic"].split("/", 2)[2] for a in acls if a["acltype"] == "publishClientSend"}
+        assert not {"dr/set", "mode/set"} & sends
+    assert doc["defaultACLAccess"]["publishClientSend"] is False
+
+
+def test_mosquitto_example_requires_credentials_and_uses_the_acl():
+    conf = (MOSQ / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in conf
+    assert "acl_file /etc/mosquitto/acl" in conf
+    assert any(ln.startswith("listener 8883") for ln in conf) and any(ln.startswith("cafile ") for ln in conf)
