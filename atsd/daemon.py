@@ -846,9 +846,14 @@ class Daemon:
         now = self.clock.now()
         if leaf == messages.DR_SET:
             try:
-                ev = messages.DemandResponseEvent.parse(payload, "mqtt", self.cfg.grid.dr_max_duration_h)
+                # the duration cap is checked by handle_demand_response, which answers "refused" with why
+                ev = messages.DemandResponseEvent.parse(payload, "mqtt")
             except messages.MessageError as exc:
-                log.warning("Ignored a demand-response command: %s", exc)
+                log.warning("Refused a demand-response command: %s", exc)
+                eid = _event_id(payload)
+                if eid is not None and self.publisher is not None:
+                    self.publisher.publish(messages.DR_ACK, messages.dr_ack_message(
+                        self.cfg.device.device_id, eid, "refused", f"malformed event: {exc}", now), retain=False)
                 return
             res = await self.handle_demand_response(ev)
             window = (res["start"], res["end"]) if "end" in res else None
@@ -1062,6 +1067,18 @@ class _Deadline:
         except TimeoutError:
             log.error("Closing the %s took longer than %.0f s; the unit's ExecStopPost failsafe sets NORMAL.",
                       self.what, self.seconds)
+
+
+def _event_id(payload: bytes) -> str | None:
+    """The event id of an event that does not parse, to answer it; None when there is none."""
+    import json
+
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    eid = doc.get("event_id") if isinstance(doc, dict) else None
+    return eid if isinstance(eid, str) and 0 < len(eid) <= 64 else None
 
 
 def _speed(clock: Clock) -> float:

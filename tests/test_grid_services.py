@@ -105,3 +105,27 @@ async def test_home_assistant_mode_select_overrides_and_auto_returns_to_the_plan
     assert d.override is None
     d.request_stop()
     assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_too_long_or_malformed_events_over_mqtt_are_refused_with_a_reason(tmp_path, mosquitto):
+    d, clock = mqtt_daemon(tmp_path, mosquitto.port, "house-cap")
+    task = asyncio.create_task(d.run())
+    with clock.hold():
+        await asyncio.wait_for(d.ready.wait(), 30)
+        assert await d.publisher.wait_connected(15)
+        too_long = DemandResponseEvent("long-1", clock.now(), 8 * 60, "shed").as_json()
+        acks: dict[str, dict] = {}
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+            await c.subscribe("atsd/house-cap/dr/ack", qos=1)
+            await c.publish("atsd/house-cap/dr/set", json.dumps(too_long), qos=1)
+            await c.publish("atsd/house-cap/dr/set", json.dumps({"event_id": "bad-1", "kind": "melt"}), qos=1)
+            async with asyncio.timeout(10):
+                async for m in c.messages:
+                    doc = json.loads(m.payload)
+                    acks[doc["event_id"]] = doc
+                    if len(acks) == 2:
+                        break
+    assert acks["long-1"]["status"] == "refused" and "capped at 4 h" in acks["long-1"]["reason"]
+    assert acks["bad-1"]["status"] == "refused" and "malformed" in acks["bad-1"]["reason"]
+    d.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
