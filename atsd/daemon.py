@@ -142,6 +142,7 @@ class Daemon:
         self.runner: Any = None
         self.supervisor: Supervisor | None = None
         self.log_ctx: Any = None
+        self.scheduler: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -186,13 +187,18 @@ class Daemon:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._guard("control", self._control_loop), name="atsd-control")
                     tg.create_task(self._guard("planner", self._planner_loop), name="atsd-planner")
-                    for name, job, nxt in self._jobs():
-                        tg.create_task(self._guard(name, lambda j=job, n=nxt: self._clock_job(j, n)),
-                                       name=f"atsd-{name}")
+                    if isinstance(self.clock, RealClock):
+                        self.scheduler = self._start_scheduler()
+                    else:  # accelerated or virtual time: the same jobs on the daemon's own clock
+                        for name, job, nxt in self._jobs():
+                            tg.create_task(self._guard(name, lambda j=job, n=nxt: self._clock_job(j, n)),
+                                           name=f"atsd-{name}")
                     tg.create_task(self._stop_watcher(), name="atsd-stop")
             except* _StopRequestedError:
                 pass
             finally:
+                if self.scheduler is not None:
+                    self.scheduler.shutdown(wait=False)
                 log.info("Stopping: heat pump to NORMAL, history flushed.")
                 systemd.stopping("stopping: heat pump to NORMAL")
                 if self.publisher is not None:
@@ -689,6 +695,36 @@ class Daemon:
             return cand.astimezone(UTC)
 
         return nxt
+
+    def _start_scheduler(self) -> Any:
+        """APScheduler 3 runs the wall-clock jobs of a real installation: forecast fetches at the
+        sources' poll times (publication of tomorrow's prices, hourly weather, 15-minute grid data),
+        the history flush, the nightly retention and the weekly calibration. Each job re-schedules
+        itself at the next time its rule gives; a failing run is logged and the next one still comes."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.date import DateTrigger
+
+        sched = AsyncIOScheduler(timezone=self.cfg.device.tz, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+
+        def schedule(name: str, job: Callable[[datetime], Awaitable[None]],
+                     nxt: Callable[[datetime], datetime]) -> None:
+            async def run() -> None:
+                try:
+                    await job(self.clock.now())
+                except Exception:
+                    log.exception("The scheduled job %s failed; it runs again at its next time.", name)
+                finally:
+                    if sched.running:
+                        schedule(name, job, nxt)
+
+            sched.add_job(run, DateTrigger(run_date=nxt(self.clock.now())), id=name, name=name,
+                          replace_existing=True)
+
+        for name, job, nxt in self._jobs():
+            schedule(name, job, nxt)
+        sched.start()
+        return sched
 
     async def _clock_job(self, job: Callable[[datetime], Awaitable[None]], nxt: Callable[[datetime], datetime]) -> None:
         """Run ``job`` at the times ``nxt`` gives, on the daemon's clock (real, accelerated or virtual).

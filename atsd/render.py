@@ -32,6 +32,8 @@ def plan_table(plan: Plan, tz: ZoneInfo, label: str = "") -> str:
                  f"({plan.estimated_savings / plan.baseline_cost * 100 if plan.baseline_cost else 0:.1f} %)")
     lines.append(f"Energy {plan.total_energy_kwh:.1f} kWh (baseline {plan.baseline_energy_kwh:.1f} kWh), "
                  f"auxiliary heater {plan.aux_kwh:.1f} kWh heat; indoor {plan.start_c:.1f} -> {plan.end_c:.1f} °C")
+    lines.append(f"Highest hourly power {plan.peak_hourly_kw:.1f} kW (baseline {plan.baseline_peak_hourly_kw:.1f} kW): "
+                 "what a power fee on the month's peak hour bills")
     if abs(plan.stored_heat_adjustment_eur) >= 0.005:
         lines.append(f"Savings include {-plan.stored_heat_adjustment_eur:+.2f} EUR for the heat left in the house "
                      "at the end compared with the baseline")

@@ -314,3 +314,19 @@ async def test_status_publisher_reconnects_after_the_broker_restarts(tmp_path, m
         assert json.loads(msg.payload)["device_id"] == "house-r"
     d.request_stop()
     assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_real_clock_runs_its_wall_clock_jobs_on_apscheduler(tmp_path):
+    from atsd.clock import RealClock
+
+    cfg = fast_cfg(tmp_path, calibrate_weekly=True)
+    d = Daemon(cfg, RealClock(), demo=True)
+    task = asyncio.create_task(d.run())
+    await asyncio.wait_for(d.ready.wait(), 30)
+    jobs = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+    d.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert set(jobs) == {"prices", "weather", "grid", "flush", "retention", "calibration"}
+    local = {k: v.astimezone(cfg.device.tz) for k, v in jobs.items()}
+    assert (local["retention"].hour, local["retention"].minute) == (3, 30)
+    assert local["calibration"].weekday() == 6

@@ -149,6 +149,10 @@ class Plan:
     note: str = ""
     co2_kg: float | None = None  # with a CO2 series (Fingrid's estimate): emissions of the plan
     baseline_co2_kg: float | None = None
+    # Highest hourly mean power: what a power fee on the month's peak hour would bill. Pre-heating at
+    # full power can raise it; it is reported, not optimised.
+    peak_hourly_kw: float = 0.0
+    baseline_peak_hourly_kw: float = 0.0
 
     @property
     def raw_savings(self) -> float:
@@ -195,6 +199,8 @@ class Plan:
             "total_energy_kwh": round(self.total_energy_kwh, 2),
             "baseline_energy_kwh": round(self.baseline_energy_kwh, 2),
             "aux_kwh": round(self.aux_kwh, 2),
+            "peak_hourly_kw": round(self.peak_hourly_kw, 2),
+            "baseline_peak_hourly_kw": round(self.baseline_peak_hourly_kw, 2),
             "co2_kg": None if self.co2_kg is None else round(self.co2_kg, 2),
             "baseline_co2_kg": None if self.baseline_co2_kg is None else round(self.baseline_co2_kg, 2),
             "start_temp_c": round(self.start_c, 2),
@@ -325,11 +331,14 @@ def make_plan(problem: PlanProblem, decision: Decision, device_id: str, generate
     if problem.co2_g_per_kwh is not None and np.isfinite(problem.co2_g_per_kwh).any():
         g = np.nan_to_num(np.asarray(problem.co2_g_per_kwh, dtype=np.float64), nan=float(np.nanmean(problem.co2_g_per_kwh)))
         co2, co2_base = float((traj.elec_kwh * g).sum() / 1000.0), float((base.elec_kwh * g).sum() / 1000.0)
+    hour = problem.grid.epoch_s() // 3600
+    peak = float(np.bincount(hour - hour.min(), weights=traj.elec_kwh).max()) if problem.n else 0.0
+    base_peak = float(np.bincount(hour - hour.min(), weights=base.elec_kwh).max()) if problem.n else 0.0
     return Plan(device_id, generated_at, decision.planner, problem.grid, slots,
                 float(np.nansum(cost)), float(np.nansum(base.elec_kwh * price)), float(traj.elec_kwh.sum()),
                 float(base.elec_kwh.sum()), float(traj.aux_kwh.sum()), problem.start_c, end_c, base_end, adj,
                 report, float(problem.comfort.min_c.min()) if problem.n else 0.0,
-                float(problem.comfort.max_c.max()) if problem.n else 0.0, note, co2, co2_base)
+                float(problem.comfort.max_c.max()) if problem.n else 0.0, note, co2, co2_base, peak, base_peak)
 
 
 def end_goal_c(problem: PlanProblem) -> float:

@@ -180,3 +180,14 @@ def test_carbon_weight_shifts_heat_to_green_slots_and_the_plan_reports_co2():
     assert Mode.BOOST in plan.modes[20:32] and Mode.OFF in plan.modes[40:52]
     assert plan.co2_kg is not None and plan.co2_kg < plan.baseline_co2_kg
     assert plan.as_json()["co2_kg"] == round(plan.co2_kg, 2)
+
+
+def test_plan_reports_its_highest_hourly_power_for_power_fees():
+    prices = np.full(96, 60.0)
+    prices[16:28] = 10.0
+    prices[32:40] = 400.0
+    prob = make_problem(prices, np.full(96, -5.0))
+    plan = make_plan(prob, greedy.plan(prob), "t", prob.grid.start)
+    hourly = [sum(s.energy_kwh for s in plan.slots[i:i + 4]) for i in range(0, 96, 4)]
+    assert plan.peak_hourly_kw == max(hourly)
+    assert plan.peak_hourly_kw > plan.baseline_peak_hourly_kw  # pre-heating at full power raises the peak
