@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -33,6 +33,51 @@ class PlanRules:
     min_off_gap_slots: int = 4
     max_off_blocks_per_day: int = 3
     comfort_margin_k: float = 0.3
+
+
+@dataclass
+class RuleTracker:
+    """The switching-rule state a forward pass carries (what the supervisor will enforce at run time):
+    the current mode and how long it is held, the OFF run, the slots since the last OFF, the OFF
+    blocks started on each local day."""
+
+    rules: PlanRules
+    cur: Mode
+    held: int
+    off_run: int
+    since_off: int
+    blocks: dict[date, int]
+
+    @classmethod
+    def start(cls, problem: PlanProblem, first_day: date) -> RuleTracker:
+        cur, held = problem.current_mode, problem.current_mode_slots
+        since = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
+        today = int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))  # type: ignore[call-overload]
+        return cls(problem.rules, cur, held, held if cur is Mode.OFF else 0, since, {first_day: today})
+
+    def off_allowed(self, day: date) -> bool:
+        """OFF may continue or start: within the block length, after the gap, under the day's count."""
+        if self.off_run >= self.rules.max_off_slots:
+            return False
+        if self.cur is Mode.OFF:
+            return True
+        return (self.since_off >= self.rules.min_off_gap_slots
+                and self.blocks.get(day, 0) < self.rules.max_off_blocks_per_day)
+
+    def dwell_holds(self, want: Mode) -> bool:
+        """The minimum dwell keeps the current mode (moving to NORMAL is always allowed)."""
+        return (want is not self.cur and self.cur is not Mode.NORMAL and want is not Mode.NORMAL
+                and self.held < self.rules.min_dwell_slots)
+
+    def commit(self, mode: Mode, day: date) -> None:
+        if mode is self.cur:
+            self.held += 1
+        else:
+            if mode is Mode.OFF:
+                self.blocks[day] = self.blocks.get(day, 0) + 1
+            self.cur, self.held = mode, 1
+        self.off_run = self.off_run + 1 if mode is Mode.OFF else 0
+        self.since_off = 0 if mode is Mode.OFF else self.since_off + 1
 
 
 @dataclass(frozen=True)

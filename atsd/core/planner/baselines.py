@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 
 from atsd.core.modes import Mode
-from atsd.core.plan import Decision, PlanProblem
+from atsd.core.plan import Decision, PlanProblem, RuleTracker
 from atsd.core.planner.greedy import apply_end_rule
 
 SPARE_HOURS = 1  # relay controllers add a spare hour to the computed need
@@ -48,7 +48,7 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
     n = problem.n
     if n == 0:
         return Decision([], [], "cheapest-hours")
-    model, d, rules = problem.model, problem.drive, problem.rules
+    model, d = problem.model, problem.drive
     allowed = set(problem.modes) | {Mode.NORMAL}
     order = sorted(allowed, key=lambda m: m.rank)
     price = problem.objective_price()
@@ -69,10 +69,7 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
     reasons: list[str] = []
     temps = np.empty(n + 1)
     temps[0] = problem.start_c
-    cur, held = problem.current_mode, problem.current_mode_slots
-    off_run = held if cur is Mode.OFF else 0
-    since_off = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
-    blocks: dict[date, int] = {days[0]: int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))}  # type: ignore[call-overload]
+    track = RuleTracker.start(problem, days[0])
     for i in range(n):
         if on[i]:
             want = run_mode
@@ -83,24 +80,11 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
         else:
             want = block_mode
             why = f"{want.value}: blocked outside the {need[days[i]]} cheapest hours of the day"
-            if want is Mode.OFF:
-                new_block = cur is not Mode.OFF
-                if off_run >= rules.max_off_slots or (
-                    new_block
-                    and (
-                        since_off < rules.min_off_gap_slots
-                        or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day
-                    )
-                ):
-                    want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
-                    why = f"{want.value}: blocked outside the cheapest hours, OFF block limits reached"
-        if (
-            want is not cur
-            and cur is not Mode.NORMAL
-            and want is not Mode.NORMAL
-            and held < rules.min_dwell_slots
-        ):
-            want, why = cur, f"{cur.value}: minimum dwell time before the next switch"
+            if want is Mode.OFF and not track.off_allowed(days[i]):
+                want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
+                why = f"{want.value}: blocked outside the cheapest hours, OFF block limits reached"
+        if track.dwell_holds(want):
+            want, why = track.cur, f"{track.cur.value}: minimum dwell time before the next switch"
         t0 = float(temps[i])
         chosen, end = order[-1], 0.0
         for m in order[order.index(want) :]:
@@ -115,13 +99,6 @@ def cheapest_hours(problem: PlanProblem) -> Decision:
         modes.append(chosen)
         reasons.append(why)
         temps[i + 1] = end
-        if chosen is cur:
-            held += 1
-        else:
-            if chosen is Mode.OFF:
-                blocks[days[i]] = blocks.get(days[i], 0) + 1
-            cur, held = chosen, 1
-        off_run = off_run + 1 if chosen is Mode.OFF else 0
-        since_off = 0 if chosen is Mode.OFF else since_off + 1
+        track.commit(chosen, days[i])
     apply_end_rule(problem, modes, reasons, temps)
     return Decision(modes, reasons, "cheapest-hours")

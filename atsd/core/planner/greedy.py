@@ -11,12 +11,10 @@ supervisor would keep them. Finally the end rule: the plan ends no colder than i
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 
 from atsd.core.modes import Mode
-from atsd.core.plan import Decision, PlanProblem, end_goal_c
+from atsd.core.plan import Decision, PlanProblem, RuleTracker, end_goal_c
 
 LOOKAHEAD_H = 6.0
 STORAGE_LOSS = 0.10  # share of pre-charged heat lost through the warmer envelope before it is used
@@ -32,7 +30,7 @@ def plan(problem: PlanProblem) -> Decision:
     n = problem.n
     if n == 0:
         return Decision([], [], "greedy")
-    model, d, rules = problem.model, problem.drive, problem.rules
+    model, d = problem.model, problem.drive
     price = problem.objective_price()
     known = np.isfinite(price)
     p = np.where(known, price, np.nanmedian(price) if known.any() else 0.0)
@@ -87,12 +85,8 @@ def plan(problem: PlanProblem) -> Decision:
     reasons: list[str] = []
     temps = np.empty(n + 1)
     temps[0] = problem.start_c
-    cur = problem.current_mode
-    held = problem.current_mode_slots
-    off_run = held if cur is Mode.OFF else 0
-    since_off = 0 if cur is Mode.OFF else int(problem.extra.get("since_off_slots", held))  # type: ignore[call-overload]
     days = problem.grid.local_dates(problem.tz)
-    blocks: dict[date, int] = {days[0]: int(problem.extra.get("off_blocks_today", int(cur is Mode.OFF)))}  # type: ignore[call-overload]
+    track = RuleTracker.start(problem, days[0])
     up_mode = Mode.BOOST if Mode.BOOST in allowed else Mode.NORMAL
 
     floor_hit = False  # once the floor stops coasting in an expensive run, stay up until it ends
@@ -110,16 +104,11 @@ def plan(problem: PlanProblem) -> Decision:
             if inside:
                 want = inside[-1] if want.rank > hi_r else inside[0]
                 reason = f"{want.value}: demand-response event ({'shed' if want.rank < lo_r or hi_r < 3 else 'boost'})"
-        if want is Mode.OFF:
-            new_block = cur is not Mode.OFF
-            if (off_run >= rules.max_off_slots
-                    or (new_block and (since_off < rules.min_off_gap_slots
-                                       or blocks.get(days[i], 0) >= rules.max_off_blocks_per_day))):
-                want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
-                reason = f"{want.value}: expensive, but the OFF block limits are reached"
-        leaving = want is not cur and cur is not Mode.NORMAL and want is not Mode.NORMAL
-        if leaving and held < rules.min_dwell_slots:
-            want, reason = cur, f"{cur.value}: minimum dwell time before the next switch"
+        if want is Mode.OFF and not track.off_allowed(days[i]):
+            want = Mode.ECO if Mode.ECO in allowed else Mode.NORMAL
+            reason = f"{want.value}: expensive, but the OFF block limits are reached"
+        if track.dwell_holds(want):
+            want, reason = track.cur, f"{track.cur.value}: minimum dwell time before the next switch"
         # Raise the mode until this slot stays above the floor and the next one can recover.
         start_idx = order.index(want) if want in order else order.index(Mode.NORMAL)
         chosen = order[-1]
@@ -141,14 +130,7 @@ def plan(problem: PlanProblem) -> Decision:
         modes.append(chosen)
         reasons.append(reason)
         temps[i + 1] = end
-        if chosen is cur:
-            held += 1
-        else:
-            if chosen is Mode.OFF:
-                blocks[days[i]] = blocks.get(days[i], 0) + 1
-            cur, held = chosen, 1
-        off_run = off_run + 1 if chosen is Mode.OFF else 0
-        since_off = 0 if chosen is Mode.OFF else since_off + 1
+        track.commit(chosen, days[i])
 
     apply_end_rule(problem, modes, reasons, temps)
     return Decision(modes, reasons, "greedy")
