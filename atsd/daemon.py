@@ -98,7 +98,7 @@ class Daemon:
         self.step_s = cfg.planner.slot_minutes * 60
         self._forecasts_arg = forecasts
         self._devices_arg = devices
-        self.counters = Counters()
+        self.stats = Counters()
         self.started_at = self.clock.now()
         self.stop_event = asyncio.Event()
         self.replan_event = asyncio.Event()
@@ -342,9 +342,9 @@ class Daemon:
                 await self.tick()
             finally:
                 dt = time.perf_counter() - t0
-                self.counters.ticks += 1
-                self.counters.tick_seconds_sum += dt
-                self.counters.last_tick_seconds = dt
+                self.stats.ticks += 1
+                self.stats.tick_seconds_sum += dt
+                self.stats.last_tick_seconds = dt
                 systemd.watchdog()
                 if not self.first_tick_done:
                     self.first_tick_done = True
@@ -395,7 +395,7 @@ class Daemon:
         min_now = self._comfort_min(now)
         verdict = self.supervisor.decide(now, requested, self.indoor_c, age, reason, comfort_min_c=min_now)
         if verdict.overridden:
-            self.counters.interventions += 1
+            self.stats.interventions += 1
         actual_by = "supervisor" if verdict.overridden else by
         await self._apply(verdict.mode)
         changed = self.last_verdict is None or verdict.mode is not self.last_verdict.mode
@@ -477,7 +477,7 @@ class Daemon:
             self._recovered("actuator", "The actuator answers again.")
             self.health.actuator(self.clock.now(), failed=False)
         except (DeviceError, TimeoutError) as exc:
-            self.counters.device_errors += 1
+            self.stats.device_errors += 1
             self.health.actuator(self.clock.now(), failed=True)
             self._episode("actuator", f"The actuator did not take {mode.value}: {exc}; retrying every tick.")
 
@@ -629,7 +629,7 @@ class Daemon:
             self._episode("planner", f"No plan: {exc}; the supervisor holds NORMAL.")
             return None
         self._recovered("planner", "Planning works again.")
-        self.counters.replans += 1
+        self.stats.replans += 1
         self.current_plan, self.current_problem = plan, prob
         self.restored_plan = None
         self.store.add_forecast(now, fc)
@@ -950,7 +950,7 @@ class Daemon:
         self._episodes[key] = n + 1
         if n == 0:
             log.warning(message)
-            self.counters.source_failures[key] = self.counters.source_failures.get(key, 0) + 1
+            self.stats.source_failures[key] = self.stats.source_failures.get(key, 0) + 1
 
     def _recovered(self, key: str, message: str) -> None:
         n = self._episodes.get(key, 0)
@@ -1077,8 +1077,8 @@ class Daemon:
     async def demand_response(self, event: messages.DemandResponseEvent) -> dict[str, Any]:
         return await self.handle_demand_response(event)
 
-    def counters(self) -> dict[str, Any]:  # type: ignore[override]
-        c = self.__dict__["counters"]
+    def counters(self) -> dict[str, Any]:
+        c = self.stats
         return {"source_failures_total": dict(c.source_failures), "ticks_total": c.ticks,
                 "tick_seconds_sum": c.tick_seconds_sum, "last_tick_seconds": c.last_tick_seconds,
                 "replans_total": c.replans, "supervisor_interventions_total": c.interventions}

@@ -53,7 +53,7 @@ async def test_simulated_day_plans_switches_records_and_totals_match_history(tmp
     d = Daemon(cfg, clock, demo=True)
     assert await run_for(d, clock, 18) == 0  # until noon the next day
     house = d.devices.links.objects[("simulated-house",)]
-    assert d.counters.replans >= 72  # at least one plan per 15-minute slot
+    assert d.stats.replans >= 72  # at least one plan per 15-minute slot
     assert house.switches >= 2  # it followed a plan that switches
     assert house.mode is Mode.NORMAL  # and left the heat pump in NORMAL on stop
     with Store.open(tmp_path) as st:
@@ -143,7 +143,7 @@ async def test_all_sources_failing_keeps_the_control_loop_running(tmp_path):
     clock = VirtualClock(DEMO_START, auto_advance=True, autojump_threshold_s=0.0)
     d = Daemon(cfg, clock, demo=True, forecasts=FailingForecasts(cfg))
     assert await run_for(d, clock, 3) == 0
-    assert d.counters.ticks >= 170
+    assert d.stats.ticks >= 170
     assert d.current_forecast is not None and d.current_forecast.provenance["spot_eur_per_mwh"].estimate
 
 
@@ -330,3 +330,37 @@ async def test_real_clock_runs_its_wall_clock_jobs_on_apscheduler(tmp_path):
     local = {k: v.astimezone(cfg.device.tz) for k, v in jobs.items()}
     assert (local["retention"].hour, local["retention"].minute) == (3, 30)
     assert local["calibration"].weekday() == 6
+
+
+async def test_the_daemon_serves_its_page_api_and_metrics(tmp_path):
+    import aiohttp
+
+    from .conftest import free_port
+
+    cfg = fast_cfg(tmp_path)
+    port = free_port()
+    cfg = dataclasses.replace(cfg, web=dataclasses.replace(cfg.web, enabled=True, bind="127.0.0.1", port=port))
+    clock = VirtualClock(DEMO_START, auto_advance=True)
+    d = Daemon(cfg, clock, demo=True)
+    task = asyncio.create_task(d.run())
+    with clock.hold():
+        await asyncio.wait_for(d.ready.wait(), 30)
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            async with http.get(f"{base}/api/status") as r:
+                status = await r.json()
+            async with http.get(f"{base}/metrics") as r:
+                metrics = await r.text()
+            async with http.get(f"{base}/api/plan") as r:
+                plan = await r.json()
+            async with http.get(f"{base}/") as r:
+                page = await r.text()
+            async with http.get(f"{base}/api/history?from=2026-01-19T00:00:00Z&to=2026-01-21T00:00:00Z") as r:
+                history = await r.json()
+    d.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert status["mode"] in ("OFF", "ECO", "NORMAL", "BOOST") and status["device"]["device_id"] == "atsd-house"
+    assert "atsd_ticks_total" in metrics or "atsd_tick" in metrics
+    assert len(plan["schedule"]) == 192
+    assert 'id="chart"' in page
+    assert isinstance(history, (list, dict))
