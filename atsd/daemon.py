@@ -53,6 +53,7 @@ BACKOFF_MAX_S = 300.0
 REPLAN_DEVIATION_K = 0.5  # re-plan when the house leaves the predicted trajectory by this much
 RECENT_DECISIONS = 40
 FIRST_PLAN_WAIT_S = 5.0
+MEASURED_DAYS_NEEDED = 7.0
 
 
 @dataclass
@@ -561,9 +562,17 @@ class Daemon:
         self.store.add_readings(now, values)
         slot = floor_time(now, self.step_s)
         if not self.rows or self.rows[-1]["time"] != slot:
+            planned = None
+            if self.current_plan is not None:
+                i = self.current_plan.grid.index_of(slot)
+                if 0 <= i < len(self.current_plan.slots):
+                    planned = self.current_plan.slots[i]
             self.rows.append({"time": slot, "mode": mode, "n": 0, "indoor": 0.0, "outdoor": 0.0,
-                              "energy_kwh": 0.0, "cost_eur": 0.0, "price": price})
+                              "energy_kwh": 0.0, "cost_eur": 0.0, "baseline_cost_eur": 0.0, "price": price,
+                              "predicted_kwh": planned.energy_kwh if planned else None,
+                              "predicted_c": planned.expected_indoor_c if planned else None})
         row = self.rows[-1]
+        row["baseline_cost_eur"] += values.get("baseline_cost_eur") or 0.0
         row["mode"] = mode
         if self.indoor_c is not None:
             row["indoor"] += self.indoor_c
@@ -972,7 +981,7 @@ class Daemon:
                       "baseline_cost_eur": round(self.today["baseline_cost_eur"], 2),
                       "savings_eur": round(self.today["baseline_cost_eur"] - self.today["cost_eur"], 2),
                       "energy_kwh": round(self.today["energy_kwh"], 2)},
-            "measured": None, "sources": self._sources_health(), "decisions": list(self.decisions),
+            "measured": self._measured(), "sources": self._sources_health(), "decisions": list(self.decisions),
             "alerts": self._alerts(now), "clock_ok": self.clock_ok, "started_at": self.started_at,
         }
         ov = self.override
@@ -986,6 +995,25 @@ class Daemon:
         if gs.get("stress"):
             snap["grid_stress"] = str(gs["stress"])
         return snap
+
+    def _measured(self) -> dict[str, Any]:
+        """Predicted against measured, over the slots this run has recorded (a week is needed to judge)."""
+        rows = [r for r in list(self.rows)[:-1] if r["n"] and r["predicted_kwh"] is not None]
+        days = len(rows) * self.step_s / 86400
+        metered = any(s.role in ("energy", "power") for s in self.cfg.sensors)
+        doc: dict[str, Any] = {"days": round(days, 2), "days_needed": MEASURED_DAYS_NEEDED,
+                               "predicted_energy_kwh": None, "measured_energy_kwh": None,
+                               "predicted_mean_temp_c": None, "measured_mean_temp_c": None, "savings_eur": None,
+                               "note": ("measured energy from the meter" if metered else
+                                        "no energy meter: 'measured' energy is the model's, only temperatures "
+                                        "are measured")}
+        if rows:
+            doc["predicted_energy_kwh"] = round(sum(r["predicted_kwh"] for r in rows), 2)
+            doc["measured_energy_kwh"] = round(sum(r["energy_kwh"] for r in rows), 2)
+            doc["predicted_mean_temp_c"] = round(sum(r["predicted_c"] for r in rows) / len(rows), 2)
+            doc["measured_mean_temp_c"] = round(sum(r["indoor"] / r["n"] for r in rows) / len(rows), 2)
+            doc["savings_eur"] = round(sum(r["baseline_cost_eur"] - r["cost_eur"] for r in rows), 2)
+        return doc
 
     def _sources_health(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
