@@ -7,9 +7,13 @@ from pathlib import Path
 
 from atsd.config import Config, parse
 
-SAMPLES = Path("/work/shared/data/api-samples")
-DATA = Path("/work/shared/data")
+# Copies of the shared real samples travel with the tests (tests/data/README.md), so a fresh checkout
+# runs them wherever it is cloned.
+TEST_DATA = Path(__file__).resolve().parent.parent / "data"
+SAMPLES = TEST_DATA / "api-samples"
 FIXTURES = Path(__file__).parent / "fixtures"
+PRICES_15MIN = TEST_DATA / "fi-prices-15min-test-days.csv"
+PRICES_HOURLY = TEST_DATA / "fi-prices-2023-01-24_26-hourly.csv"
 
 ENTSOE_URL = "https://entsoe.test/api"
 PORSSI_URL = "https://porssi.test/v2"

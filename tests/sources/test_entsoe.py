@@ -13,14 +13,14 @@ from atsd.csvdata import read_prices
 from atsd.sources import ErrorKind, SourceError
 from atsd.sources.entsoe import parse_a44
 from atsd.sources.pricecheck import check_day, split_days
-from tests.sources.samples import DATA, fixture, sample
+from tests.sources.samples import PRICES_15MIN, fixture, sample
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def csv15() -> dict[int, float]:
-    s = read_prices(DATA / "fi-prices-2025-10-01_2026-08-22-15min.csv")
+    s = read_prices(PRICES_15MIN)
     return dict(zip(s.epoch_s.tolist(), s.values["price_eur_per_mwh"].tolist(), strict=True))
 
 

@@ -12,7 +12,7 @@ from atsd.sources import ErrorKind, SourceError
 from atsd.sources.entsoe import parse_a44
 from atsd.sources.pricecheck import split_days
 from atsd.sources.spotfi import parse_elering, parse_porssisahko, parse_spothinta, vat_fraction
-from tests.sources.samples import DATA, fixture, sample
+from tests.sources.samples import PRICES_HOURLY, fixture, sample
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ def test_porssisahko_autumn_dst_day_has_100_quarter_hours() -> None:
 
 def test_spothinta_real_answer_equals_the_csv() -> None:
     raw = parse_spothinta(sample("spot-hinta-fi-today-2023-01-25.json"), NOW)
-    csv = read_prices(DATA / "fi-prices-2023-01-01_2023-09-30-hourly.csv")
+    csv = read_prices(PRICES_HOURLY)
     ref = dict(zip(csv.epoch_s.tolist(), csv.values["price_eur_per_mwh"].tolist(), strict=True))
     assert raw.step_s == 3600
     assert raw.n == 24
