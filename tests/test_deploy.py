@@ -16,10 +16,10 @@ INSTALL = REPO / "deploy" / "install.sh"
 INSTALLED_ATSD = "/opt/atsd/venv/bin/atsd"
 
 
-def unit_settings() -> dict[str, list[str]]:
-    """Every ``Key=value`` of the unit, keys repeated as systemd allows (sections ignored)."""
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
+    """Every ``Key=value`` of a unit, keys repeated as systemd allows (sections ignored)."""
     out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -28,24 +28,28 @@ def unit_settings() -> dict[str, list[str]]:
     return out
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path):
+def verify_unit(unit: Path, tmp_path: Path, exec_paths: int) -> None:
+    """``systemd-analyze verify`` on a copy whose Exec paths run the test venv's atsd script."""
     tool = shutil.which("systemd-analyze") or ("/usr/bin/systemd-analyze"
                                                if Path("/usr/bin/systemd-analyze").exists() else None)
     if tool is None:
         if os.environ.get("CI"):
             pytest.fail("systemd-analyze is missing on CI: install systemd")
         pytest.skip("systemd-analyze is not installed")
-    # The copy runs the test venv's atsd script (sys.executable itself where it is not installed).
     atsd = Path(sys.executable).parent / "atsd"
     exe = str(atsd) if atsd.exists() else sys.executable
-    text = UNIT.read_text()
-    assert text.count(INSTALLED_ATSD) == 2
-    copy = tmp_path / "atsd.service"
+    text = unit.read_text()
+    assert text.count(INSTALLED_ATSD) == exec_paths
+    copy = tmp_path / unit.name
     copy.write_text(text.replace(INSTALLED_ATSD, exe))
     proc = subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True, timeout=60)
-    complaints = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "atsd.service" in ln]
+    complaints = [ln for ln in (proc.stdout + proc.stderr).splitlines() if unit.name in ln]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert complaints == []
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path):
+    verify_unit(UNIT, tmp_path, exec_paths=2)  # ExecStart and ExecStopPost
 
 
 def test_unit_declares_the_service_contract():

@@ -3,52 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from .test_deploy import INSTALLED_ATSD, REPO, unit_settings, verify_unit
 
-REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "atsd-fleet.service"
 MOSQ = REPO / "deploy" / "mosquitto"
-INSTALLED_ATSD = "/opt/atsd/venv/bin/atsd"
-
-
-def unit_settings() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def test_fleet_unit_passes_systemd_analyze_verify(tmp_path: Path):
-    tool = shutil.which("systemd-analyze") or ("/usr/bin/systemd-analyze"
-                                               if Path("/usr/bin/systemd-analyze").exists() else None)
-    if tool is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is missing on CI: install systemd")
-        pytest.skip("systemd-analyze is not installed")
-    atsd = Path(sys.executable).parent / "atsd"
-    exe = str(atsd) if atsd.exists() else sys.executable
-    text = UNIT.read_text()
-    assert text.count(INSTALLED_ATSD) == 1
-    copy = tmp_path / "atsd-fleet.service"
-    copy.write_text(text.replace(INSTALLED_ATSD, exe))
-    proc = subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True, timeout=60)
-    complaints = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "atsd-fleet.service" in ln]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert complaints == []
+    verify_unit(UNIT, tmp_path, exec_paths=1)
 
 
 def test_fleet_unit_declares_the_service_contract():
-    s = unit_settings()
+    s = unit_settings(UNIT)
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["always"]
     assert s["RestartPreventExitStatus"] == ["78"]
