@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from atsd.core.plan import Plan, PlanProblem
 from atsd.core.supervisor import Supervisor, SupervisorRules, Verdict
 from atsd.core.thermal import ThermalModel
 from atsd.core.timegrid import Grid, floor_time, iso_z, local_day_bounds
+
+if TYPE_CHECKING:
+    from atsd.web.source import CommandResult, Counters, HistoryRow, ProposedSchedule, Snapshot
 
 log = logging.getLogger("atsd.daemon")
 
@@ -66,7 +70,7 @@ class Override:
 
 
 @dataclass
-class Counters:
+class Stats:
     source_failures: dict[str, int] = field(default_factory=dict)
     ticks: int = 0
     tick_seconds_sum: float = 0.0
@@ -74,6 +78,20 @@ class Counters:
     replans: int = 0
     interventions: int = 0
     device_errors: int = 0
+
+
+@dataclass
+class Today:
+    """The local day so far: cost, the always-NORMAL twin's cost, energy."""
+
+    day: date | None = None
+    cost_eur: float = 0.0
+    baseline_cost_eur: float = 0.0
+    energy_kwh: float = 0.0
+
+    @property
+    def savings_eur(self) -> float:
+        return self.baseline_cost_eur - self.cost_eur
 
 
 @dataclass
@@ -99,7 +117,7 @@ class Daemon:
         self.step_s = cfg.planner.slot_minutes * 60
         self._forecasts_arg = forecasts
         self._devices_arg = devices
-        self.stats = Counters()
+        self.stats = Stats()
         self.started_at = self.clock.now()
         self.stop_event = asyncio.Event()
         self.replan_event = asyncio.Event()
@@ -112,7 +130,7 @@ class Daemon:
         self.current_problem: PlanProblem | None = None
         self.current_forecast: Forecast | None = None
         self.restored_plan: dict[str, Any] | None = None
-        self.override: Override | None = None
+        self.held: Override | None = None  # a manual override in force (not named override: that is the web's method)
         self.dr_events: list[messages.DemandResponseEvent] = []
         self.dr_today: dict[str, int] = {}
         self.last_verdict: Verdict | None = None
@@ -124,7 +142,7 @@ class Daemon:
         self.clock_ok = True
         self.decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self.rows: deque[dict[str, Any]] = deque(maxlen=7 * 24 * 3600 // self.step_s)
-        self.today = {"day": None, "cost_eur": 0.0, "baseline_cost_eur": 0.0, "energy_kwh": 0.0}
+        self.today = Today()
         self.shadow: Shadow | None = None
         from atsd.health import HealthMonitor
 
@@ -192,7 +210,7 @@ class Daemon:
                         self.scheduler = self._start_scheduler()
                     else:  # accelerated or virtual time: the same jobs on the daemon's own clock
                         for name, job, nxt in self._jobs():
-                            tg.create_task(self._guard(name, lambda j=job, n=nxt: self._clock_job(j, n)),
+                            tg.create_task(self._guard(name, functools.partial(self._clock_job, job, nxt)),
                                            name=f"atsd-{name}")
                     tg.create_task(self._stop_watcher(), name="atsd-stop")
             except* _StopRequestedError:
@@ -317,12 +335,12 @@ class Daemon:
             tot = self.store.day_totals(day, tz, now)
         except Exception:
             tot = None
-        self.today["day"] = day
+        self.today.day = day
         if tot is not None:
             for key in ("cost_eur", "baseline_cost_eur", "energy_kwh"):
                 st = tot.readings.get(key)
                 if st is not None:
-                    self.today[key] = st.sum
+                    setattr(self.today, key, st.sum)
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -424,13 +442,13 @@ class Daemon:
         """What the plan, an override or a demand-response event asks for now (None: no valid plan)."""
         if not self.clock_ok:
             return None, "the system clock is not synchronised yet (NTP): no price is trusted, NORMAL", "failsafe"
-        ov = self.override
+        ov = self.held
         if ov is not None and (ov.start is None or ov.start <= now):
             if now < ov.until:
                 local_end = ov.until.astimezone(self.cfg.device.tz)
                 return ov.mode, f"{ov.reason} (until {local_end:%H:%M})", ov.by
             log.info("%s ended.", "Demand-response event" if ov.by == "demand-response" else "Override")
-            self.override = None
+            self.held = None
             self.replan_event.set()
         plan = self.current_plan
         if plan is not None:
@@ -500,8 +518,8 @@ class Daemon:
 
     def _roll_day(self, now: datetime) -> None:
         day = now.astimezone(self.cfg.device.tz).date()
-        if self.today["day"] != day:
-            self.today = {"day": day, "cost_eur": 0.0, "baseline_cost_eur": 0.0, "energy_kwh": 0.0}
+        if self.today.day != day:
+            self.today = Today(day)
             self.dr_today = {k: v for k, v in self.dr_today.items() if k == str(day)}
 
     def _price_now(self, now: datetime) -> tuple[float | None, float | None]:
@@ -531,7 +549,7 @@ class Daemon:
         for name, r in readings.items():
             if r is not None:
                 values[f"sensor.{name}"] = r.value
-        if 0 < dt <= 3 * self.cfg.daemon.tick_s and self.outdoor_c is not None:
+        if last is not None and 0 < dt <= 3 * self.cfg.daemon.tick_s and self.outdoor_c is not None:
             drive = self._one_slot_drive(last, dt)
             measured = None
             if energy_reading is not None:
@@ -551,11 +569,11 @@ class Daemon:
             self.shadow.indoor_c = s_end
             if price is not None:
                 cost, base = kwh * price, s_kwh * price
-                self.today["cost_eur"] += cost
-                self.today["baseline_cost_eur"] += base
+                self.today.cost_eur += cost
+                self.today.baseline_cost_eur += base
                 values["cost_eur"] = cost
                 values["baseline_cost_eur"] = base
-            self.today["energy_kwh"] += kwh
+            self.today.energy_kwh += kwh
             values["energy_kwh"] = kwh
         if energy_reading is not None:
             self._last_energy = energy_reading.value
@@ -630,13 +648,14 @@ class Daemon:
         st = self.supervisor.state
         held = int((now - st.since).total_seconds() // self.step_s) if st.since else 1_000_000
         try:
-            plan, prob, ms = await self._in_thread(
+            result: tuple[Plan, PlanProblem, float] = await self._in_thread(
                 plan_forecast, self.cfg, fc, start_c, now=now, model=self.model, current_mode=st.mode,
                 current_mode_slots=max(0, held), modes=self.supervisor.supported,
                 events=tuple((e.start, e.end, e.kind) for e in self.dr_events if e.end > now))
         except PlanningError as exc:
             self._episode("planner", f"No plan: {exc}; the supervisor holds NORMAL.")
             return None
+        plan, prob, ms = result
         self._recovered("planner", "Planning works again.")
         self.stats.replans += 1
         self.current_plan, self.current_problem = plan, prob
@@ -797,7 +816,7 @@ class Daemon:
         """Hold ``mode`` until ``until`` through the supervisor (``None`` cancels)."""
         now = self.clock.now()
         if mode is None:
-            self.override = None
+            self.held = None
             self.replan_event.set()
             self.tick_event.set()
             return {"status": "accepted", "reason": "override cancelled; following the plan"}
@@ -813,7 +832,7 @@ class Daemon:
         if mode is Mode.OFF and until - now > block:
             end = now + block
             status = "partial"
-        self.override = Override(mode, end, f"{mode.value}: {reason}", by)
+        self.held = Override(mode, end, f"{mode.value}: {reason}", by)
         self.tick_event.set()
         local = end.astimezone(self.cfg.device.tz)
         why = f"{mode.value} until {local:%H:%M}; the supervisor's comfort floor and switching rules still apply"
@@ -926,8 +945,8 @@ class Daemon:
         doc = messages.status_message(
             device_id=self.cfg.device.device_id, ts=now, mode=self.last_verdict.mode, reason=self.last_verdict.reason,
             indoor_c=self.indoor_c, outdoor_c=self.outdoor_c, target_c=self.cfg.comfort.target_c,
-            price_eur_per_kwh=price, today_cost_eur=self.today["cost_eur"],
-            today_savings_eur=self.today["baseline_cost_eur"] - self.today["cost_eur"],
+            price_eur_per_kwh=price, today_cost_eur=self.today.cost_eur,
+            today_savings_eur=self.today.savings_eur,
             health=self._health_summary(), tags=self.cfg.device.tags,
             power_kw=None if self.power_w is None else self.power_w / 1000)
         self.publisher.publish(messages.STATUS, doc)
@@ -969,7 +988,7 @@ class Daemon:
 
     # -- StatusSource (the web app's view) ---------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         now = self.clock.now()
         v = self.last_verdict
         st = self.supervisor.state if self.supervisor else None
@@ -977,14 +996,14 @@ class Daemon:
             "now": now, "mode": v.mode if v else Mode.NORMAL, "reason": v.reason if v else "starting up",
             "mode_since": st.since if st else None, "by": self.by, "indoor_c": self.indoor_c,
             "outdoor_c": self.outdoor_c, "reading_at": self.reading_at,
-            "today": {"cost_eur": round(self.today["cost_eur"], 2),
-                      "baseline_cost_eur": round(self.today["baseline_cost_eur"], 2),
-                      "savings_eur": round(self.today["baseline_cost_eur"] - self.today["cost_eur"], 2),
-                      "energy_kwh": round(self.today["energy_kwh"], 2)},
+            "today": {"cost_eur": round(self.today.cost_eur, 2),
+                      "baseline_cost_eur": round(self.today.baseline_cost_eur, 2),
+                      "savings_eur": round(self.today.savings_eur, 2),
+                      "energy_kwh": round(self.today.energy_kwh, 2)},
             "measured": self._measured(), "sources": self._sources_health(), "decisions": list(self.decisions),
             "alerts": self._alerts(now), "clock_ok": self.clock_ok, "started_at": self.started_at,
         }
-        ov = self.override
+        ov = self.held
         if ov is not None and ov.by == "override":
             snap["override"] = {"mode": ov.mode, "until": ov.until, "reason": ov.reason}
         ev = self._event_now(now) or next((e for e in self.dr_events if e.start > now), None)
@@ -994,7 +1013,7 @@ class Daemon:
         gs = self.sources.grid_status() if self.sources is not None else {}
         if gs.get("stress"):
             snap["grid_stress"] = str(gs["stress"])
-        return snap
+        return cast("Snapshot", snap)
 
     def _measured(self) -> dict[str, Any]:
         """Predicted against measured, over the slots this run has recorded (a week is needed to judge)."""
@@ -1059,7 +1078,7 @@ class Daemon:
     def forecast(self) -> Forecast | None:
         return self.current_forecast
 
-    async def history(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    async def history(self, start: datetime, end: datetime) -> list[HistoryRow]:
         rows: list[dict[str, Any]] = []
         mem_start = self.rows[0]["time"] if self.rows else end
         if start < mem_start:
@@ -1075,7 +1094,7 @@ class Daemon:
                 if r["price"] is not None:
                     row["price_eur_per_kwh"] = round(r["price"], 4)
                 rows.append(row)
-        return rows
+        return cast("list[HistoryRow]", rows)
 
     def _stored_history(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         by_time: dict[datetime, dict[str, Any]] = {}
@@ -1092,20 +1111,21 @@ class Daemon:
                 by_time[t]["mode"] = Mode.parse(d.mode)
         return [by_time[t] for t in sorted(by_time)]
 
-    async def evaluate(self, schedule: Any) -> Plan:
+    async def evaluate(self, schedule: ProposedSchedule) -> Plan:
         from atsd.web.demo import evaluate_schedule
 
         if self.current_plan is None or self.current_problem is None:
             raise ValueError("no plan yet: nothing to evaluate against")
-        return await self._in_thread(evaluate_schedule, self.current_problem, self.current_plan, schedule)
+        plan: Plan = await self._in_thread(evaluate_schedule, self.current_problem, self.current_plan, schedule)
+        return plan
 
-    async def override(self, mode: Mode | None, until: datetime, reason: str) -> dict[str, Any]:  # type: ignore[override]
-        return await self.override_mode(mode, until, reason)
+    async def override(self, mode: Mode | None, until: datetime, reason: str) -> CommandResult:
+        return cast("CommandResult", await self.override_mode(mode, until, reason))
 
-    async def demand_response(self, event: messages.DemandResponseEvent) -> dict[str, Any]:
-        return await self.handle_demand_response(event)
+    async def demand_response(self, event: messages.DemandResponseEvent) -> CommandResult:
+        return cast("CommandResult", await self.handle_demand_response(event))
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> Counters:
         c = self.stats
         return {"source_failures_total": dict(c.source_failures), "ticks_total": c.ticks,
                 "tick_seconds_sum": c.tick_seconds_sum, "last_tick_seconds": c.last_tick_seconds,

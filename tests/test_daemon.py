@@ -70,7 +70,7 @@ async def test_simulated_day_plans_switches_records_and_totals_match_history(tmp
     midnight = DEMO_START  # 00:00 in Helsinki
     with Store.open(tmp_path) as st:
         today = st.totals(midnight, midnight + timedelta(days=1)).readings["cost_eur"].sum
-    assert d.today["cost_eur"] == pytest.approx(today, rel=1e-9, abs=1e-9)
+    assert d.today.cost_eur == pytest.approx(today, rel=1e-9, abs=1e-9)
     assert house.energy_kwh == pytest.approx(energy, rel=0.02)
     m = d.snapshot()["measured"]
     assert 0.5 < m["days"] < 1 and m["days_needed"] == 7
@@ -335,6 +335,40 @@ async def test_real_clock_runs_its_wall_clock_jobs_on_apscheduler(tmp_path):
     local = {k: v.astimezone(cfg.device.tz) for k, v in jobs.items()}
     assert (local["retention"].hour, local["retention"].minute) == (3, 30)
     assert local["calibration"].weekday() == 6
+
+
+async def test_writes_through_the_daemons_api_reach_the_supervisor(tmp_path):
+    import aiohttp
+
+    from .conftest import free_port
+
+    cfg = fast_cfg(tmp_path)
+    port = free_port()
+    cfg = dataclasses.replace(cfg, web=dataclasses.replace(cfg.web, enabled=True, bind="127.0.0.1", port=port,
+                                                           token="s3cret"))
+    clock = VirtualClock(DEMO_START, auto_advance=True)
+    d = Daemon(cfg, clock, demo=True)
+    task = asyncio.create_task(d.run())
+    auth = {"Authorization": "Bearer s3cret"}
+    with clock.hold():
+        await asyncio.wait_for(d.ready.wait(), 30)
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+            async with http.post("/api/override", json={"mode": "BOOST", "minutes": 60}, headers=auth) as r:
+                override = (r.status, await r.json())
+            async with http.post("/api/demand-response", json={"duration_min": 60, "kind": "shed",
+                                                              "start": "2026-01-19T23:00:00Z"}, headers=auth) as r:
+                dr = (r.status, await r.json())
+            async with http.post("/api/comfort-risk", json={"schedule": [
+                    {"start": "2026-01-19T22:00:00Z", "mode": "OFF"}], "end": "2026-01-20T00:00:00Z"}) as r:
+                risk = (r.status, await r.json())
+    await clock.sleep(120)
+    mode_after = d.last_verdict.mode
+    d.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert override[0] == 200 and override[1]["status"] == "accepted", override
+    assert mode_after is Mode.BOOST  # the override passed the supervisor and reached the plant
+    assert dr[0] in (200, 409) and dr[1]["status"] in ("accepted", "partial", "refused"), dr
+    assert risk[0] == 200 and "comfort_score" in risk[1], risk
 
 
 async def test_the_daemon_serves_its_page_api_and_metrics(tmp_path):

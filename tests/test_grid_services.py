@@ -89,20 +89,20 @@ async def test_home_assistant_mode_select_overrides_and_auto_returns_to_the_plan
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
             await c.publish("atsd/house-ha/mode/set", "BOOST", qos=1)
             for _ in range(100):
-                if d.override is not None:
+                if d.held is not None:
                     break
                 await asyncio.sleep(0.05)
-    assert d.override is not None and d.override.mode is Mode.BOOST
+    assert d.held is not None and d.held.mode is Mode.BOOST
     await clock.sleep(300)
     assert d.last_verdict.mode is Mode.BOOST
     with clock.hold():
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
             await c.publish("atsd/house-ha/mode/set", "AUTO", qos=1)
             for _ in range(100):
-                if d.override is None:
+                if d.held is None:
                     break
                 await asyncio.sleep(0.05)
-    assert d.override is None
+    assert d.held is None
     d.request_stop()
     assert await asyncio.wait_for(task, 30) == 0
 

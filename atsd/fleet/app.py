@@ -289,13 +289,13 @@ async def mode(request: web.Request) -> web.Response:
     targets = [i for i in f.view.select(g) if i in f.view.houses]
     if not targets:
         raise ApiError(404, f"the group {g.as_json()} has no known houses")
-    payload = messages.dumps({"v": messages.VERSION, "mode": cmd.mode.value,
-                              "until": iso_z(until), "reason": cmd.reason})
+    mode = cmd.mode.value if cmd.mode is not None else "AUTO"  # AUTO: back to each house's plan
+    payload = messages.dumps({"v": messages.VERSION, "mode": mode, "until": iso_z(until), "reason": cmd.reason})
     try:
         sent = await _link(f).send(targets, messages.MODE_SET, payload)
     except FleetLinkError as exc:
         raise ApiError(503, f"nothing was sent: {exc}") from None
-    return json_response({"mode": cmd.mode.value, "until": iso_z(until), "group": g.as_json(),
+    return json_response({"mode": mode, "until": iso_z(until), "group": g.as_json(),
                           "targets": targets, "published": sent}, 202)
 
 
