@@ -43,7 +43,7 @@ from atsd.core.modes import Mode
 from atsd.core.plan import Plan, PlanProblem
 from atsd.core.supervisor import Supervisor, SupervisorRules, Verdict
 from atsd.core.thermal import ThermalModel
-from atsd.core.timegrid import Grid, floor_time, iso_z, local_day_bounds
+from atsd.core.timegrid import Grid, floor_time, iso_z
 
 if TYPE_CHECKING:
     from atsd.web.source import CommandResult, Counters, HistoryRow, ProposedSchedule, Snapshot
@@ -66,7 +66,6 @@ class Override:
     until: datetime
     reason: str
     by: str  # "override"
-    start: datetime | None = None
 
 
 @dataclass
@@ -443,7 +442,7 @@ class Daemon:
         if not self.clock_ok:
             return None, "the system clock is not synchronised yet (NTP): no price is trusted, NORMAL", "failsafe"
         ov = self.held
-        if ov is not None and (ov.start is None or ov.start <= now):
+        if ov is not None:
             if now < ov.until:
                 local_end = ov.until.astimezone(self.cfg.device.tz)
                 return ov.mode, f"{ov.reason} (until {local_end:%H:%M})", ov.by
@@ -672,7 +671,7 @@ class Daemon:
             env = await self._in_thread(envelope, prob, plan)
             self.publisher.publish(messages.FLEXIBILITY, messages.flexibility_message(
                 self.cfg.device.device_id, now, plan.grid.step_s // 60,
-                [messages.FlexSlot(f.start, f.shed_kw, f.shed_max_min, f.rebound_kwh) for f in env]))
+                env))
         return plan
 
     def _start_temperature(self, now: datetime) -> float:
@@ -1167,11 +1166,6 @@ def _event_id(payload: bytes) -> str | None:
 
 def _speed(clock: Clock) -> float:
     return float(getattr(clock, "speed", 1.0))
-
-
-def local_midnight(now: datetime, cfg: Config) -> datetime:
-    start, _end = local_day_bounds(now.astimezone(cfg.device.tz).date(), cfg.device.tz)
-    return start
 
 
 __all__ = ["EX_LOCKED", "Daemon"]

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from atsd.config import Config, DaemonConfig, SensorConfig
+from atsd.config import Config, SensorConfig
 from atsd.core.forecast import TEMP, Forecast
 from atsd.core.timegrid import Grid, floor_time, resample_linear, to_epoch_s
 from atsd.csvdata import DEMO_LABEL, demo_forecast, demo_series
@@ -110,4 +110,4 @@ def outdoor_now(forecast: Forecast, now: datetime) -> float | None:
     return None if not np.isfinite(v[0]) else float(v[0])
 
 
-__all__ = ["DEMO_START", "DaemonConfig", "DemoForecasts", "demo_config", "demo_outdoor", "demo_state_dir"]
+__all__ = ["DEMO_START", "DemoForecasts", "demo_config", "demo_outdoor", "demo_state_dir"]

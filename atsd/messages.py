@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from atsd.core.flex import FlexSlot as FlexSlot  # re-exported: the contract's flexibility rows
 from atsd.core.modes import Mode
 from atsd.core.timegrid import iso_z, parse_utc
 
@@ -86,14 +87,6 @@ def plan_summary_message(plan_doc: dict[str, Any], max_changes: int = 12) -> dic
             "planner": plan_doc.get("planner"), "changes": changes,
             "horizon_end": sched[-1]["start"] if sched else None,
             "estimated_cost": plan_doc.get("estimated_cost"), "estimated_savings": plan_doc.get("estimated_savings")}
-
-
-@dataclass(frozen=True)
-class FlexSlot:
-    start: datetime
-    shed_kw: float  # electric power the house could stop drawing in this slot
-    shed_max_min: float  # how long it could stay shed from this slot without leaving comfort
-    rebound_kwh: float  # extra electric energy needed afterwards to recover
 
 
 def flexibility_message(device_id: str, ts: datetime, slot_minutes: int, slots: list[FlexSlot]) -> dict[str, Any]:

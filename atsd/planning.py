@@ -11,7 +11,7 @@ from atsd.config import Config
 from atsd.core import house
 from atsd.core.forecast import PRICE, TEMP, Forecast
 from atsd.core.modes import Mode
-from atsd.core.plan import Plan, PlanProblem
+from atsd.core.plan import Decision, Plan, PlanProblem, make_plan
 from atsd.core.planner import get
 from atsd.core.thermal import ThermalModel
 
@@ -46,10 +46,7 @@ def plan_forecast(cfg: Config, forecast: Forecast, start_c: float, *, planner: s
     return plan, prob, ms
 
 
-def house_plan(cfg: Config, prob: PlanProblem, decision: object, now: datetime) -> Plan:
-    from atsd.core.plan import Decision, make_plan
-
-    assert isinstance(decision, Decision)
+def house_plan(cfg: Config, prob: PlanProblem, decision: Decision, now: datetime) -> Plan:
     return make_plan(prob, decision, cfg.device.device_id, now)
 
 
