@@ -37,7 +37,7 @@ def plan_forecast(cfg: Config, forecast: Forecast, start_c: float, *, planner: s
 
         model = house.thermal_model(cfg, load_overrides(cfg.daemon.state_dir))
     prob = house.problem(cfg, forecast, start_c, model=model, current_mode=current_mode,
-                         current_mode_slots=current_mode_slots, modes=modes, events=events)
+                         current_mode_slots=current_mode_slots, modes=modes, events=events, receding=True)
     fn = get(planner or cfg.planner.planner)
     t0 = time.perf_counter()
     decision = fn(prob)

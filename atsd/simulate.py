@@ -390,6 +390,7 @@ class Simulation:
             current_mode=mode,
             current_mode_slots=held,
             modes=self.modes,
+            receding=True,
         )
         prob = dataclasses.replace(
             prob, extra={**prob.extra, "off_blocks_today": blocks_today, "since_off_slots": since_off}

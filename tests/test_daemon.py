@@ -59,7 +59,7 @@ async def test_simulated_day_plans_switches_records_and_totals_match_history(tmp
     with Store.open(tmp_path) as st:
         decisions = st.decisions(DEMO_START, DEMO_START + timedelta(days=2))
         assert len(decisions) >= 12 * 60 - 5  # one per 60-s tick (at least since local midnight)
-        assert {x.mode for x in decisions} > {"NORMAL"}
+        assert {x.mode for x in decisions} - {"NORMAL"}  # the plan's modes, not only the fail-safe
         indoor = [r.value for r in st.readings(DEMO_START, DEMO_START + timedelta(days=2), ["indoor_c"])]
         assert min(indoor) >= cfg.comfort.min_c - cfg.supervisor.force_normal_below_k - 0.05
         totals = st.totals(DEMO_START - timedelta(hours=6), DEMO_START + timedelta(days=2))

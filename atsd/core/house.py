@@ -118,8 +118,11 @@ def plan_rules(cfg: Config, step_s: int) -> PlanRules:
 def problem(cfg: Config, forecast: Forecast, start_c: float, *, model: ThermalModel | None = None,
             comfort: ComfortBand | None = None, current_mode: Mode = Mode.NORMAL,
             current_mode_slots: int = 1_000_000, modes: tuple[Mode, ...] | None = None,
-            events: tuple[tuple[datetime, datetime, str], ...] = ()) -> PlanProblem:
+            events: tuple[tuple[datetime, datetime, str], ...] = (), receding: bool = False) -> PlanProblem:
     """A planning problem over the forecast's grid. Unknown prices must be filled before this.
+
+    ``receding``: the plan will be replaced before its end (the daemon, `atsd plan`, simulate), so
+    heat left at the end is valued rather than required (``end_rule="value"``).
 
     ``events`` are demand-response windows ``(start, end, "shed" | "boost")``: constraints on the
     modes of the slots they cover (the comfort floor still wins)."""
@@ -137,7 +140,8 @@ def problem(cfg: Config, forecast: Forecast, start_c: float, *, model: ThermalMo
                        forecast.is_estimated(PRICE), forecast.series.get("co2_g_per_kwh"),
                        cfg.planner.co2_weight_eur_per_t,
                        {"cheap_q": cfg.planner.cheap_quantile, "expensive_q": cfg.planner.expensive_quantile,
-                        "temp_step_k": cfg.planner.temp_step_k}, _bounds(grid, events))
+                        "temp_step_k": cfg.planner.temp_step_k}, _bounds(grid, events),
+                       "value" if receding else "start")
 
 
 def _bounds(grid: Grid, events: tuple[tuple[datetime, datetime, str], ...]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -101,6 +101,12 @@ class PlanProblem:
     # Per-slot (min, max) mode rank, e.g. a demand-response window: shed caps at ECO/OFF, boost
     # forces BOOST. Planners keep within them unless comfort min would break (the floor wins).
     mode_bounds: tuple[NDArray[np.int_], NDArray[np.int_]] | None = None
+    # How the plan's end is judged. "start": end no colder than the start (a self-contained plan, the
+    # rule the bound shares). "value": the plan will be replaced long before its end (the daemon,
+    # `atsd simulate`), so heat left in the house at the end is credited at what it would cost to
+    # buy later (see end_value_eur_per_k) instead of being required: a hard rule there ratchets, since
+    # each re-plan must end as warm as the house happens to be now, and stored heat is never used.
+    end_rule: str = "start"
 
     @property
     def n(self) -> int:
@@ -384,6 +390,30 @@ def make_plan(problem: PlanProblem, decision: Decision, device_id: str, generate
                 float(base.elec_kwh.sum()), float(traj.aux_kwh.sum()), problem.start_c, end_c, base_end, adj,
                 report, float(problem.comfort.min_c.min()) if problem.n else 0.0,
                 float(problem.comfort.max_c.max()) if problem.n else 0.0, note, co2, co2_base, peak, base_peak)
+
+
+def end_value_eur_per_k(problem: PlanProblem) -> float | None:
+    """EUR per K of indoor temperature left at the end under the ``"value"`` end rule, else None.
+
+    One K more at the end saves buying ``C`` × 1 K of heat soon after the horizon. Its price is what
+    holding the house at the target costs per kWh of heat over the horizon's last day (electricity
+    price over the COP the model gives for that load): the best estimate of the hours after the end,
+    with no constant to tune. On days that need no heat it is worth nothing.
+    """
+    if problem.end_rule != "value" or problem.n == 0:
+        return None
+    model, d = problem.model, problem.drive
+    n = problem.n
+    idx = np.arange(max(0, n - max(1, round(86400 / problem.grid.step_s))), n)
+    res = model.step(d, idx, d.target_c[idx], Mode.NORMAL.rank)
+    price = np.asarray(problem.objective_price(), dtype=np.float64)[idx]
+    known = np.isfinite(price)
+    price = np.where(known, price, float(np.median(price[known])) if known.any() else 0.0)
+    heat = float(res.heat_kwh.sum())
+    if heat <= 1e-9:
+        return 0.0
+    c_kwh = model.building.capacitance_j_per_k / J_PER_KWH
+    return max(0.0, float(np.sum(price * res.elec_kwh)) / heat) * c_kwh
 
 
 def end_goal_c(problem: PlanProblem) -> float:

@@ -242,79 +242,87 @@ class ThermalModel:
         ua = self.building.ua_w_per_k
         tau = self.building.tau_s
         dt = float(d.grid.step_s)
-        t, r, kk = np.broadcast_arrays(np.asarray(start_c, dtype=np.float64), np.asarray(mode_rank),
-                                       np.asarray(k))
-        t = t.astype(np.float64, copy=True)
-        qc = d.comp_cap_w[r, kk]
-        qa = d.aux_cap_w[r, kk]
-        b1 = d.aux_set_c[r, kk]
-        b2 = np.maximum(d.comp_set_c[r, kk], b1)
-        tout = d.outdoor_c[kk]
-        g = d.gains_w[kk]
-        left = np.full(t.shape, dt)
-        e_comp = np.zeros(t.shape)
-        e_aux = np.zeros(t.shape)
-        integral = np.zeros(t.shape)  # ∫T dt, for the mean temperature
+        t_b, r_b, k_b = np.broadcast_arrays(np.asarray(start_c, dtype=np.float64), np.asarray(mode_rank),
+                                            np.asarray(k))
+        shape = t_b.shape
+        t_all = t_b.astype(np.float64).ravel()
+        r_all = r_b.ravel()
+        k_all = k_b.ravel()
+        qc_all = d.comp_cap_w[r_all, k_all]
+        qa_all = d.aux_cap_w[r_all, k_all]
+        b1_all = d.aux_set_c[r_all, k_all]
+        b2_all = np.maximum(d.comp_set_c[r_all, k_all], b1_all)
+        tout_all = d.outdoor_c[k_all]
+        g_all = d.gains_w[k_all]
+        size = t_all.size
+        left_all = np.full(size, dt)
+        e_comp = np.zeros(size)
+        e_aux = np.zeros(size)
+        integral = np.zeros(size)  # ∫T dt, for the mean temperature
         eps = 1e-9
-
-        def t_inf(q: FloatArray) -> FloatArray:
-            return np.asarray(tout + (q + g) / ua, dtype=np.float64)
-
+        idx = np.arange(size)
+        # Each pass runs every element through one regime of the thermostat (up to a boundary or the
+        # slot's end); most finish in the first pass, so later passes work on the rest only.
         for _ in range(5):
-            active = left > 0
-            if not active.any():
+            if idx.size == 0:
                 break
+            t = t_all[idx]
+            left = left_all[idx]
+            qc, qa, b1, b2 = qc_all[idx], qa_all[idx], b1_all[idx], b2_all[idx]
+            tout, g = tout_all[idx], g_all[idx]
             # Heat that holds each boundary exactly (sliding mode of the thermostat).
             h1 = ua * (b1 - tout) - g
             h2 = ua * (b2 - tout) - g
-            at1 = np.isfinite(b1) & (np.abs(t - b1) <= eps)
-            at2 = np.isfinite(b2) & (np.abs(t - b2) <= eps)
-            slide2 = active & at2 & (h2 >= 0.0) & (h2 <= qc)
-            slide1 = active & at1 & ~slide2 & (h1 >= qc) & (h1 <= qc + qa)
+            fin1 = np.isfinite(b1)
+            fin2 = np.isfinite(b2)
+            at1 = fin1 & (np.abs(t - b1) <= eps)
+            at2 = fin2 & (np.abs(t - b2) <= eps)
+            slide2 = at2 & (h2 >= 0.0) & (h2 <= qc)
+            slide1 = at1 & ~slide2 & (h1 >= qc) & (h1 <= qc + qa)
             # Region capacities: below b1: comp+aux; between: comp; above b2: nothing.
             below1 = t < b1 - eps
             above2 = t > b2 + eps
             q_comp = np.where(above2, 0.0, qc)
             q_aux = np.where(below1, qa, 0.0)
             # At a boundary that does not slide, the flow decides the side.
-            up2 = at2 & (t_inf(np.zeros_like(t)) > b2)
+            up2 = at2 & (tout + g / ua > b2)
             q_comp = np.where(at2 & ~slide2 & up2, 0.0, q_comp)
-            down1 = at1 & (t_inf(qc) < b1)
+            down1 = at1 & (tout + (qc + g) / ua < b1)
             q_aux = np.where(at1 & ~slide1 & down1 & ~at2, qa, q_aux)
-            q = q_comp + q_aux
-            tin = t_inf(q)
+            tin = tout + (q_comp + q_aux + g) / ua
             rising = tin > t
             goal = np.where(rising, np.where(t < b1 - eps, b1, np.where(t < b2 - eps, b2, np.inf)),
                             np.where(t > b2 + eps, b2, np.where(t > b1 + eps, b1, -np.inf)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = (goal - tin) / (t - tin)
                 t_goal = np.where((ratio > 0) & (ratio < 1) & np.isfinite(goal), -tau * np.log(ratio), np.inf)
-            run = np.minimum(t_goal, left)
-            run = np.where(active, run, 0.0)
             sliding = slide1 | slide2
-            run = np.where(sliding, left, run)
+            run = np.where(sliding, left, np.minimum(t_goal, left))
             q_comp = np.where(slide2, h2, np.where(slide1, qc, q_comp))
             q_aux = np.where(slide2, 0.0, np.where(slide1, h1 - qc, q_aux))
-            tin = np.where(sliding, t, t_inf(q_comp + q_aux))
+            tin = np.where(sliding, t, tout + (q_comp + q_aux + g) / ua)
             ex = np.exp(-run / tau)
             t_new = tin + (t - tin) * ex
-            integral += np.where(run > 0, tin * run + (t - tin) * tau * (1 - ex), 0.0)
-            hit = active & ~sliding & (t_goal <= left)
-            t_new = np.where(hit, goal, t_new)
-            e_comp += q_comp * run
-            e_aux += q_aux * run
+            integral[idx] += np.where(run > 0, tin * run + (t - tin) * tau * (1 - ex), 0.0)
+            hit = ~sliding & (t_goal <= left)
+            t_all[idx] = np.where(hit, goal, t_new)
+            e_comp[idx] += q_comp * run
+            e_aux[idx] += q_aux * run
             left = left - run
-            t = np.where(active, t_new, t)
+            left_all[idx] = left
+            idx = idx[left > 0]
         mean_c = integral / dt
         comp_w = e_comp / dt
         supply = self.heat_pump.supply_c(mean_c, comp_w + e_aux / dt, self.design_heat_w)
-        cop = self.heat_pump.cop(d.source_c[kk], supply)
+        cop = self.heat_pump.cop(d.source_c[k_all], supply)
+        qc = qc_all
         plr = np.where(qc > 0, comp_w / np.where(qc > 0, qc, 1.0), 1.0)
         hp = self.heat_pump
         deg = np.where(plr < hp.min_modulation,
                        1.0 - hp.cycling_loss * (1.0 - plr / max(hp.min_modulation, 1e-6)), 1.0)
         elec_j = e_comp / (cop * deg) + e_aux
-        return StepResult(t, mean_c, e_comp, e_aux, elec_j / J_PER_KWH)
+        return StepResult(t_all.reshape(shape), mean_c.reshape(shape), e_comp.reshape(shape),
+                          e_aux.reshape(shape), (elec_j / J_PER_KWH).reshape(shape))
 
     def step1(self, d: Drive, k: int, start_c: float, mode_rank: int) -> tuple[float, float, float, float, float]:
         """:meth:`step` for one temperature, in plain Python (numpy's per-call cost dominates here).

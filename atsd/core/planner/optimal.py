@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atsd.core.modes import ALL_MODES, Mode
-from atsd.core.plan import Decision, PlanProblem, end_goal_c
+from atsd.core.plan import Decision, PlanProblem, end_goal_c, end_value_eur_per_k
 from atsd.core.thermal import J_PER_KWH
 
 FloatArray = NDArray[np.float64]
@@ -219,7 +219,6 @@ def backward(problem: PlanProblem) -> Backward:
     rules = build_rules(problem)
     actions = rules.actions
     ranks = np.array([a.rank for a in actions], dtype=np.int64)
-    n_a = len(actions)
     price = np.asarray(problem.objective_price(), dtype=np.float64)
     known = np.isfinite(price)
     price = np.where(known, price, float(np.nanmedian(price)) if known.any() else 0.0)
@@ -243,7 +242,11 @@ def backward(problem: PlanProblem) -> Backward:
     )
     # The end rule, linear in the shortfall here (a step would wreck the interpolation next to it);
     # the forward pass enforces it exactly over the last TAIL_SLOTS slots.
-    stage[-1] += pen * np.maximum(0.0, goal - end[-1])
+    lam = end_value_eur_per_k(problem)
+    if lam is None:
+        stage[-1] += pen * np.maximum(0.0, goal - end[-1])
+    else:  # heat left at the end is credited (the floors above still hold)
+        stage[-1] -= lam * (end[-1] - goal)
     hi_idx = np.clip(np.searchsorted(grid, end, side="right") - 1, 0, n_t - 2)
     g0 = grid[hi_idx]
     w = np.clip((end - g0) / (grid[hi_idx + 1] - g0), 0.0, 1.0)
@@ -257,13 +260,16 @@ def backward(problem: PlanProblem) -> Backward:
     value = np.empty((n + 1, n_s + 1, n_t))
     value[:, n_s, :] = BLOCKED_EUR
     value[n, :n_s, :] = 0.0  # the end rule sits in the last slot's stage cost
-    a_idx = np.arange(n_a)[:, None]
+    # Flat indices into value[k + 1] of each (rule state, mode)'s successor row: one gather per side
+    # of the interpolation instead of copying the successor rows first.
+    base_plain = (nxt_plain * n_t)[:, :, None]
+    base_reset = (nxt_reset * n_t)[:, :, None]
     for k in range(n - 1, -1, -1):
-        nxt = nxt_reset if new_day[k] else nxt_plain
-        vn = value[k + 1][nxt]  # (S, A, T) rows of the successor states
-        lo = vn[:, a_idx, hi_idx[k]]
-        hi = vn[:, a_idx, hi_idx[k] + 1]
-        q = stage[k][None] + lo + (hi - lo) * w[k][None]
+        flat = value[k + 1].ravel()
+        at = (base_reset if new_day[k] else base_plain) + hi_idx[k][None]  # (S, A, T)
+        lo = flat[at]
+        q = lo + (flat[at + 1] - lo) * w[k][None]
+        q += stage[k][None]
         value[k, :n_s] = q.min(axis=1)
     return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie, bound)
 
@@ -275,6 +281,7 @@ def solve(problem: PlanProblem) -> Solution:
     b = backward(problem)
     rules, ranks, grid, value, new_day = b.rules, b.ranks, b.grid, b.value, b.new_day
     goal, pen = b.goal_c, b.pen
+    lam = end_value_eur_per_k(problem)
     # Plain Python lists: the rollout is scalar code, where numpy's per-element cost dominates.
     price: list[float] = b.price.tolist()
     floor: list[list[float]] = b.floor.tolist()
@@ -323,7 +330,7 @@ def solve(problem: PlanProblem) -> Solution:
         if acc >= best_tail[0]:
             return
         if k == n:
-            total = acc + _shortfall1(goal - t, pen)
+            total = acc + (_shortfall1(goal - t, pen) if lam is None else -lam * (t - goal))
             if total < best_tail[0] - 1e-12:
                 best_tail = (total, list(seq), list(ts), list(es))
             return
@@ -416,7 +423,11 @@ def score(problem: PlanProblem, modes: list[Mode]) -> tuple[FloatArray, float]:
     pen = PENALTY_FACTOR * c_kwh * (float(np.max(np.abs(price), initial=0.0)) + 0.1)
     floor = mode_floor_c(problem, list(ALL_MODES))[np.arange(problem.n), [m.rank for m in modes]]
     total = float(np.sum(traj.elec_kwh * price) + np.sum(shortfall_cost(floor - traj.end_c, pen)))
-    total += float(shortfall_cost(end_goal_c(problem) - traj.end_c[-1], pen))
+    lam = end_value_eur_per_k(problem)
+    if lam is None:
+        total += float(shortfall_cost(end_goal_c(problem) - traj.end_c[-1], pen))
+    else:
+        total -= lam * float(traj.end_c[-1] - end_goal_c(problem))
     ranks = np.array([m.rank for m in ALL_MODES], dtype=np.int64)
     total += float(bound_cost(problem, ranks, pen)[np.arange(problem.n), [m.rank for m in modes]].sum())
     temps = np.concatenate([[problem.start_c], traj.end_c])
@@ -441,6 +452,10 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
     pct[order] = 100.0 * (np.arange(n) + 0.5) / max(n, 1)
     est = problem.price_estimated if problem.price_estimated is not None else np.zeros(n, dtype=bool)
     goal = end_goal_c(problem)
+    lam = end_value_eur_per_k(problem)
+    c_kwh = problem.model.building.capacitance_j_per_k / J_PER_KWH
+    after = (f"heat left at the end is worth {100.0 * lam / c_kwh:.1f} c/kWh, what holding the house "
+             "costs on the horizon's last day" if lam is not None else "")
 
     def local(i: int) -> str:
         return f"{problem.grid.time(i).astimezone(problem.tz):%H:%M}"
@@ -478,7 +493,8 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
                     f"when prices reach {peak:.1f} c/kWh"
                 )
             elif i >= n - 8:
-                why = f"BOOST: {p}; the plan must end no colder than it started ({goal:.1f} °C)"
+                why = (f"BOOST: {p}; {after}" if lam is not None else
+                       f"BOOST: {p}; the plan must end no colder than it started ({goal:.1f} °C)")
             else:
                 why = f"BOOST: {p}{cheap}; storing heat"
         elif coast[i]:
@@ -496,7 +512,7 @@ def explain(problem: PlanProblem, modes: list[Mode], temps_c: FloatArray) -> lis
             )
         elif i > 0 and coast[i - 1] and t0 <= floor[i] + 0.15:
             why = f"NORMAL: the stored heat is used up at {t0:.1f} °C; back to the heat pump's own control"
-        elif i >= n - 8 and t1 < goal - 0.05:
+        elif i >= n - 8 and t1 < goal - 0.05 and lam is None:
             why = f"NORMAL: {p}; reheating so the plan ends no colder than it started"
         else:
             why = (

@@ -169,3 +169,76 @@ def test_reasons_say_the_mode_and_the_price(make_problem) -> None:  # type: igno
 def test_rule_automaton_is_small_with_the_defaults(make_problem) -> None:  # type: ignore[no-untyped-def]
     rules = optimal.build_rules(make_problem(0, 8, 21.0))
     assert rules.n_states <= 64
+
+
+# -- the "value" end rule of a receding horizon ------------------------------------------------------
+
+
+def test_end_value_is_the_cost_of_holding_heat_on_the_last_day(make_problem) -> None:  # type: ignore[no-untyped-def]
+    from atsd.core.plan import end_value_eur_per_k
+    from atsd.core.thermal import J_PER_KWH
+
+    p = make_problem(100, 192, 21.0)
+    assert end_value_eur_per_k(p) is None  # a self-contained plan keeps the hard end rule
+    flat = 0.15
+    v = dataclasses.replace(p, end_rule="value", price_eur_per_kwh=np.full(p.n, flat))
+    c_kwh = p.model.building.capacitance_j_per_k / J_PER_KWH
+    last = np.arange(96, 192)
+    hold = p.model.step(p.drive, last, p.drive.target_c[last], Mode.NORMAL.rank)
+    cop = float(hold.heat_kwh.sum() / hold.elec_kwh.sum())
+    assert 2.0 < cop < 8.0
+    assert end_value_eur_per_k(v) == pytest.approx(flat / cop * c_kwh, rel=1e-9)
+    # only the last day counts: dear prices earlier in the horizon do not change it
+    early = np.where(np.arange(p.n) < p.n // 2, 1.0, flat)
+    assert end_value_eur_per_k(dataclasses.replace(v, price_eur_per_kwh=early)) == pytest.approx(
+        end_value_eur_per_k(v), rel=1e-9
+    )
+    # a day that needs no heat gives stored heat no value
+    warm = dataclasses.replace(v, drive=dataclasses.replace(v.drive, outdoor_c=np.full(p.n, 25.0)))
+    assert end_value_eur_per_k(warm) == 0.0
+
+
+def value_objective(problem: PlanProblem, modes: list[Mode]) -> float:
+    from atsd.core.plan import end_value_eur_per_k
+
+    traj = problem.model.simulate(problem.drive, problem.start_c, modes)
+    lam = end_value_eur_per_k(problem)
+    assert lam is not None
+    return float(np.sum(traj.elec_kwh * problem.price_eur_per_kwh)) - lam * float(traj.end_c[-1])
+
+
+def test_value_end_rule_matches_brute_force(make_problem, rule_breaks) -> None:  # type: ignore[no-untyped-def]
+    """Under the value rule only the floors bind; the credit for heat left at the end is exact."""
+    gaps = []
+    for offset in (0, 140, 280, 420):
+        for start_c in (20.4, 21.0, 21.7):
+            p = dataclasses.replace(make_problem(offset, 6, start_c, rules=SHORT_RULES), end_rule="value")
+            best = np.inf
+            for seq in itertools.product(ALL_MODES, repeat=p.n):
+                modes = list(seq)
+                traj = p.model.simulate(p.drive, p.start_c, modes)
+                if rule_breaks(p, modes) or not np.all(traj.end_c >= slot_floor(p, modes) - 1e-9):
+                    continue
+                best = min(best, value_objective(p, modes))
+            dec = optimal.plan(p)
+            assert not rule_breaks(p, dec.modes)
+            traj = p.model.simulate(p.drive, p.start_c, dec.modes)
+            assert np.all(traj.end_c >= slot_floor(p, dec.modes) - 1e-9)
+            got = value_objective(p, dec.modes)
+            assert got >= best - 1e-9
+            gaps.append(got - best)
+    assert np.mean(np.array(gaps) < 1e-9) >= 0.8
+
+
+def test_value_end_rule_spends_stored_heat_the_start_rule_keeps(make_problem) -> None:  # type: ignore[no-untyped-def]
+    """The ratchet: started warm under flat prices, the hard rule must end as warm as it started (so a
+    receding horizon never uses the heat); the value rule lets the house cool to what ECO holds."""
+    p = make_problem(200, 192, 21.0)
+    p = dataclasses.replace(p, price_eur_per_kwh=np.full(p.n, 0.15))
+    hard = p.model.simulate(p.drive, p.start_c, optimal.plan(p).modes)
+    soft_p = dataclasses.replace(p, end_rule="value")
+    soft = p.model.simulate(p.drive, p.start_c, optimal.plan(soft_p).modes)
+    assert hard.end_c[-1] >= 21.0 - 1e-9
+    assert soft.end_c[-1] < 20.5
+    assert np.all(soft.end_c >= p.comfort.min_c - 1e-9)
+    assert float(np.sum(soft.elec_kwh)) < float(np.sum(hard.elec_kwh))
