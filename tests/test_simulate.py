@@ -231,3 +231,26 @@ def test_summary_of_a_run_has_no_comfort_violation_when_plant_is_model() -> None
     rows = doc["planners"]
     assert isinstance(rows, list)
     assert rows[0]["comfort_violation_kh"] == 0.0
+
+
+def test_receding_plans_spend_heat_stored_earlier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started warm, a receding horizon under the hard end rule keeps re-planning to end as warm as
+    the house is (it ratchets); valuing the heat left at the end lets it spend the stored heat."""
+    from atsd.core import house
+
+    sim = simulation(start_c=22.0)
+    value = sim.run("optimal")
+    real_problem = house.problem
+
+    def hard(*a: object, **kw: object):  # type: ignore[no-untyped-def]
+        kw["receding"] = False
+        return real_problem(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(house, "problem", hard)
+    ratchet = sim.run("optimal")
+    ratchet.planner = "optimal-hard-end"
+    runs = sim.compare_runs([sim.run("thermostat"), value, ratchet], with_bound=False)
+    assert runs[1].mean_indoor_c < runs[2].mean_indoor_c
+    assert runs[1].adjusted_cost_eur < runs[2].adjusted_cost_eur
+    for r in runs:
+        assert sim.comfort(r)[0] == 0.0

@@ -216,7 +216,7 @@ async def run_atsd(opts: BenchOptions, cfg: Config) -> tuple[RunResult, dict[str
                     forecast, band = await source.fetch(horizon_s, opts.step_s)
                     indoor = await zone.read()
                     prob = house.problem(cfg, forecast, indoor.value, model=model, comfort=band, current_mode=mode,
-                                         current_mode_slots=held, modes=actuator.supported)
+                                         current_mode_slots=held, modes=actuator.supported, receding=True)
                     t1 = time.perf_counter()
                     decision = await asyncio.to_thread(planner, prob)  # as in the daemon: off the loop
                     result.plan_ms.append((time.perf_counter() - t1) * 1000.0)
