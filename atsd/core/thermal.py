@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -153,6 +154,16 @@ class Drive:
     def n(self) -> int:
         return self.grid.n
 
+    @cached_property
+    def scalars(self) -> tuple[list[list[float]], list[list[float]], list[list[float]], list[list[float]],
+                               list[float], list[float], list[float]]:
+        """The arrays as plain Python lists, for :meth:`ThermalModel.step1` (scalar numpy reads are slow):
+        ``(comp_cap, aux_cap, aux_set, comp_set, outdoor, gains, source)``, per-mode ones indexed
+        ``[rank][slot]``."""
+        return (self.comp_cap_w.tolist(), self.aux_cap_w.tolist(), self.aux_set_c.tolist(),
+                self.comp_set_c.tolist(), self.outdoor_c.tolist(), self.gains_w.tolist(),
+                self.source_c.tolist())
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -192,6 +203,12 @@ class ThermalModel:
         specs = mode_specs(eco_offset_k, boost_offset_k, has_aux=heat_pump.aux_heater_w > 0,
                            off_allows_aux=off_allows_aux, boost_allows_aux=boost_allows_aux)
         return cls(building, heat_pump, specs)
+
+    @cached_property
+    def _scalar_constants(self) -> tuple[float, float, float, float]:
+        """``(UA, tau, Carnot fraction, design heat)`` for :meth:`step1`, computed once."""
+        return (self.building.ua_w_per_k, self.building.tau_s, self.heat_pump.carnot_fraction,
+                max(self.design_heat_w, 1.0))
 
     @property
     def design_heat_w(self) -> float:
@@ -330,15 +347,15 @@ class ThermalModel:
         Returns ``(end_c, mean_c, heat_comp_j, heat_aux_j, elec_kwh)``; a property test keeps it
         identical to the vectorised :meth:`step`.
         """
-        ua = self.building.ua_w_per_k
-        tau = self.building.tau_s
+        ua, tau, carnot, design_w = self._scalar_constants
         dt = float(d.grid.step_s)
-        qc = float(d.comp_cap_w[mode_rank, k])
-        qa = float(d.aux_cap_w[mode_rank, k])
-        b1 = float(d.aux_set_c[mode_rank, k])
-        b2 = max(float(d.comp_set_c[mode_rank, k]), b1)
-        tout = float(d.outdoor_c[k])
-        g = float(d.gains_w[k])
+        cap, aux, aux_set, comp_set, outdoor, gains, source = d.scalars
+        qc = cap[mode_rank][k]
+        qa = aux[mode_rank][k]
+        b1 = aux_set[mode_rank][k]
+        b2 = max(comp_set[mode_rank][k], b1)
+        tout = outdoor[k]
+        g = gains[k]
         t = float(start_c)
         left = dt
         e_comp = e_aux = integral = 0.0
@@ -387,11 +404,10 @@ class ThermalModel:
         mean_c = integral / dt
         hp = self.heat_pump
         comp_w = e_comp / dt
-        load = min(max((comp_w + e_aux / dt) / max(self.design_heat_w, 1.0), 0.0), 3.0)
+        load = min(max((comp_w + e_aux / dt) / design_w, 0.0), 3.0)
         supply = mean_c + (hp.supply_design_c - 20.0) * load ** (1.0 / EMITTER_EXPONENT)
-        src = float(d.source_c[k])
-        lift = max(MIN_LIFT_K, supply - src)
-        cop = min(max(hp.carnot_fraction * (supply + KELVIN) / lift, 1.0), MAX_COP)
+        lift = max(MIN_LIFT_K, supply - source[k])
+        cop = min(max(carnot * (supply + KELVIN) / lift, 1.0), MAX_COP)
         plr = comp_w / qc if qc > 0 else 1.0
         deg = 1.0 - hp.cycling_loss * (1.0 - plr / max(hp.min_modulation, 1e-6)) if plr < hp.min_modulation else 1.0
         elec_kwh = (e_comp / (cop * deg) + e_aux) / J_PER_KWH

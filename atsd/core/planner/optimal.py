@@ -23,6 +23,7 @@ with the least shortfall instead of no plan.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -294,6 +295,9 @@ def solve(problem: PlanProblem) -> Solution:
     n_a = len(actions)
     n_s = rules.n_states
 
+    grid_l: list[float] = grid.tolist()
+    last = len(grid_l) - 1
+
     # Forward: exact rollout from the true start temperature.
     modes: list[Mode] = []
     temps = np.empty(n + 1)
@@ -312,7 +316,15 @@ def solve(problem: PlanProblem) -> Solution:
                 continue
             e, _mc, _qc, _qa, kwh = model.step1(d, k, t, rank[ai])
             q = kwh * price[k] + _shortfall1(floor[k][ai] - e, pen) + tie[ai] + bnd[k][ai]
-            q += float(np.interp(e, grid, value[k + 1, s2]))
+            # the cost-to-go between grid temperatures, as np.interp (clamped at the ends) but scalar
+            i = bisect_right(grid_l, e) - 1
+            if i < 0:
+                q += float(value[k + 1, s2, 0])
+            elif i >= last:
+                q += float(value[k + 1, s2, last])
+            else:
+                v0 = float(value[k + 1, s2, i])
+                q += v0 + (float(value[k + 1, s2, i + 1]) - v0) * (e - grid_l[i]) / (grid_l[i + 1] - grid_l[i])
             if q < best[0] - 1e-12:
                 best = (q, ai, e, kwh, s2)
         _q, ai, e, kwh, s = best
