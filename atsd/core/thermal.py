@@ -277,13 +277,13 @@ class ThermalModel:
         e_aux = np.zeros(size)
         integral = np.zeros(size)  # ∫T dt, for the mean temperature
         eps = 1e-9
-        idx = np.arange(size)
+        idx: NDArray[np.intp] | slice = slice(None)  # the first pass takes all, without copies
         # Each pass runs every element through one regime of the thermostat (up to a boundary or the
         # slot's end); most finish in the first pass, so later passes work on the rest only.
         for _ in range(5):
-            if idx.size == 0:
-                break
             t = t_all[idx]
+            if t.size == 0:
+                break
             left = left_all[idx]
             qc, qa, b1, b2 = qc_all[idx], qa_all[idx], b1_all[idx], b2_all[idx]
             tout, g = tout_all[idx], g_all[idx]
@@ -327,7 +327,7 @@ class ThermalModel:
             e_aux[idx] += q_aux * run
             left = left - run
             left_all[idx] = left
-            idx = idx[left > 0]
+            idx = np.flatnonzero(left > 0) if isinstance(idx, slice) else idx[left > 0]
         mean_c = integral / dt
         comp_w = e_comp / dt
         supply = self.heat_pump.supply_c(mean_c, comp_w + e_aux / dt, self.design_heat_w)

@@ -261,18 +261,35 @@ def backward(problem: PlanProblem) -> Backward:
     value = np.empty((n + 1, n_s + 1, n_t))
     value[:, n_s, :] = BLOCKED_EUR
     value[n, :n_s, :] = 0.0  # the end rule sits in the last slot's stage cost
-    # Flat indices into value[k + 1] of each (rule state, mode)'s successor row: one gather per side
-    # of the interpolation instead of copying the successor rows first.
-    base_plain = (nxt_plain * n_t)[:, :, None]
-    base_reset = (nxt_reset * n_t)[:, :, None]
+    # Many (rule state, mode) moves lead to the same (successor, mode) pair (every state that may
+    # switch freely reaches the same successor under ECO, NORMAL or BOOST), so each slot evaluates
+    # the cost of every distinct pair once, then each state takes the least of its own pairs.
+    plain, reset = _pairs(nxt_plain, n_s), _pairs(nxt_reset, n_s)
+    blocked_row = np.full((1, n_t), BLOCKED_EUR)
     for k in range(n - 1, -1, -1):
+        succ, act, pair_of = reset if new_day[k] else plain
         flat = value[k + 1].ravel()
-        at = (base_reset if new_day[k] else base_plain) + hi_idx[k][None]  # (S, A, T)
+        at = succ[:, None] * n_t + hi_idx[k][act]  # (P, T) flat index of the lower grid neighbour
         lo = flat[at]
-        q = lo + (flat[at + 1] - lo) * w[k][None]
-        q += stage[k][None]
-        value[k, :n_s] = q.min(axis=1)
+        q = lo + (flat[at + 1] - lo) * w[k][act]
+        q += stage[k][act]
+        value[k, :n_s] = np.concatenate([q, blocked_row])[pair_of].min(axis=1)
     return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie, bound)
+
+
+def _pairs(nxt: IntArray, n_s: int) -> tuple[IntArray, IntArray, IntArray]:
+    """The distinct allowed (successor, mode index) pairs of a transition table ``nxt`` (S, A).
+
+    Returns ``(successor, mode, pair_of)``: ``pair_of[s, a]`` indexes the pair of move ``(s, a)``,
+    or ``P`` (one past the last pair) for a move the rules forbid.
+    """
+    n_a = nxt.shape[1]
+    code = nxt * n_a + np.arange(n_a)[None, :]
+    allowed = nxt < n_s
+    uniq, inv = np.unique(code[allowed], return_inverse=True)
+    pair_of = np.full(nxt.shape, len(uniq), dtype=np.int64)
+    pair_of[allowed] = inv
+    return (uniq // n_a).astype(np.int64), (uniq % n_a).astype(np.int64), pair_of
 
 
 def solve(problem: PlanProblem) -> Solution:
