@@ -477,6 +477,26 @@ class Simulation:
             switches,
         )
 
+    def perfect_foresight(self) -> Run:
+        """``optimal-pf``: the optimal planner run once over the whole period, every price and the true
+        weather known, plant = what it plans on. The best the modes allow: the receding-horizon
+        ``optimal`` can be compared with it to see what not knowing the future costs, and the bound
+        with it to see what the modes themselves cost against continuous power."""
+        from atsd.core.planner import optimal
+
+        inp = self.inp
+        n = inp.grid.n
+        band = ComfortBand(self.band.min_c[:n], self.band.target_c[:n], self.band.max_c[:n])
+        fc = Forecast(inp.grid, {PRICE: inp.spot[:n], TEMP: inp.temp_c[:n]}, {})
+        prob = house.problem(self.cfg, fc, self.start_c, model=self.plant, comfort=band, modes=self.modes)
+        t0 = time.perf_counter()
+        dec = optimal.plan(prob)
+        ms = (time.perf_counter() - t0) * 1000.0
+        traj = self.plant.simulate(self.plant_drive, self.start_c, dec.modes)
+        switches = sum(1 for a, b in itertools.pairwise(dec.modes) if a is not b)
+        return Run("optimal-pf", dec.modes, traj.start_c, traj.end_c, traj.mean_c, traj.elec_kwh,
+                   traj.heat_kwh, traj.elec_kwh * self.price, 0, [ms], switches)
+
     def thermostat_at(self, target_c: float) -> Run:
         """NORMAL all along with the target moved to ``target_c`` (what running colder alone saves)."""
         inp = self.inp
@@ -539,7 +559,9 @@ class Simulation:
 
     def compare(self, planners: Sequence[str], with_bound: bool = True) -> list[Run]:
         """Run the planners (and the bound) and fill in their savings."""
-        return self.compare_runs([self.run(p) for p in planners], with_bound)
+        return self.compare_runs(
+            [self.perfect_foresight() if p == "optimal-pf" else self.run(p) for p in planners], with_bound
+        )
 
     def compare_runs(self, runs: list[Run], with_bound: bool = True) -> list[Run]:
         """Savings of finished runs vs the thermostat (run here if absent), the bound appended last."""

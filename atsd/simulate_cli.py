@@ -10,6 +10,8 @@ from pathlib import Path
 from atsd.cli import EX_OK, EX_USAGE, add_config_arg, command, load_config, parse_start
 
 PLANNER_NAMES = ("thermostat", "cheapest-hours", "greedy", "optimal")
+# Not in "all": the optimal planner over the whole period with perfect foresight (the modes' ceiling).
+EXTRA_NAMES = ("optimal-pf",)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -23,7 +25,8 @@ def _args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help=f"{' | '.join(PLANNER_NAMES)} | all (repeatable; default all)",
+        help=f"{' | '.join(PLANNER_NAMES + EXTRA_NAMES)} | all (repeatable; default all; optimal-pf is "
+        "the optimal planner once over the whole period with perfect foresight: the best the modes allow)",
     )
     p.add_argument("--no-bound", action="store_true", help="skip the perfect-foresight bound")
     p.add_argument(
@@ -88,11 +91,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             name = name.strip()
             if name == "all":
                 names.extend(PLANNER_NAMES)
-            elif name in PLANNER_NAMES:
+            elif name in PLANNER_NAMES + EXTRA_NAMES:
                 names.append(name)
             else:
                 print(
-                    f"atsd simulate: unknown planner {name!r}; expected {', '.join(PLANNER_NAMES)} or all",
+                    f"atsd simulate: unknown planner {name!r}; expected {', '.join(PLANNER_NAMES + EXTRA_NAMES)} or all",
                     file=sys.stderr,
                 )
                 return EX_USAGE

@@ -254,3 +254,18 @@ def test_receding_plans_spend_heat_stored_earlier(monkeypatch: pytest.MonkeyPatc
     assert runs[1].adjusted_cost_eur < runs[2].adjusted_cost_eur
     for r in runs:
         assert sim.comfort(r)[0] == 0.0
+
+
+def test_perfect_foresight_is_the_modes_ceiling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``optimal-pf`` plans once with every price known; the bound (continuous power) stays below it."""
+    sim = simulation()
+    runs = sim.compare(["thermostat", "optimal", "optimal-pf"])
+    pf = next(r for r in runs if r.planner == "optimal-pf")
+    b = runs[-1]
+    assert len(pf.plan_ms) == 1 and len(pf.modes) == sim.inp.grid.n
+    assert sim.comfort(pf)[0] == 0.0
+    assert b.adjusted_cost_eur <= pf.adjusted_cost_eur + 1e-9
+    np.testing.assert_allclose(pf.cost_eur, pf.elec_kwh * sim.price, rtol=0, atol=1e-12)
+    missing = str(tmp_path / "none.csv")  # the planner names are checked first
+    assert main(["simulate", "--prices", missing, "--weather", missing, "--planner", "nope"]) != 0
+    assert "optimal-pf" in capsys.readouterr().err

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import sys
 import time
@@ -25,13 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from atsd.config import Config
-from atsd.core import house
-from atsd.core.comfort import ComfortBand
-from atsd.core.forecast import PRICE, TEMP, Forecast
-from atsd.core.planner import optimal
 from atsd.core.timegrid import parse_utc
 from atsd.csvdata import read_prices, read_weather
-from atsd.simulate import Plant, Run, SimSettings, Simulation, shift_years, sim_inputs, table
+from atsd.simulate import Plant, SimSettings, Simulation, shift_years, sim_inputs, table
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SETS = {
@@ -54,33 +49,6 @@ SETS = {
     ),
 }
 PLANTS = [Plant(), Plant(1.2, 1.2), Plant(1.2, 0.8), Plant(0.8, 1.2), Plant(0.8, 0.8)]
-
-
-def perfect_foresight(sim: Simulation) -> Run:
-    """The optimal planner over the whole period at once, with the true prices and weather."""
-    inp = sim.inp
-    n = inp.grid.n
-    band = ComfortBand(sim.band.min_c[:n], sim.band.target_c[:n], sim.band.max_c[:n])
-    fc = Forecast(inp.grid, {PRICE: inp.spot[:n], TEMP: inp.temp_c[:n]}, {})
-    prob = house.problem(sim.cfg, fc, sim.start_c, model=sim.plant, comfort=band, modes=sim.modes)
-    t0 = time.perf_counter()
-    dec = optimal.plan(prob)
-    ms = (time.perf_counter() - t0) * 1000.0
-    traj = sim.plant.simulate(sim.plant_drive, sim.start_c, dec.modes)
-    switches = sum(1 for a, b in itertools.pairwise(dec.modes) if a is not b)
-    return Run(
-        "optimal-pf",
-        dec.modes,
-        traj.start_c,
-        traj.end_c,
-        traj.mean_c,
-        traj.elec_kwh,
-        traj.heat_kwh,
-        traj.elec_kwh * sim.price,
-        0,
-        [ms],
-        switches,
-    )
 
 
 def main() -> int:
@@ -127,7 +95,7 @@ def main() -> int:
             full = sim.compare_runs(runs, with_bound=True)
             if plant == Plant():
                 t1 = time.perf_counter()
-                pf_run = perfect_foresight(sim)
+                pf_run = sim.perfect_foresight()
                 wall["optimal-pf"] = time.perf_counter() - t1
                 full = sim.compare_runs([*runs, pf_run], with_bound=True)
             if args.sgready:
