@@ -62,7 +62,7 @@ def main() -> int:
     ap.add_argument(
         "--sgready",
         action="store_true",
-        help="an SG-Ready actuator (OFF, NORMAL, BOOST: no ECO) instead of all four modes",
+        help="an SG-Ready actuator (NORMAL, BOOST; OFF only with allow_unbounded_block; no ECO), not all four modes",
     )
     args = ap.parse_args()
     names = (
@@ -99,7 +99,7 @@ def main() -> int:
                 wall["optimal-pf"] = time.perf_counter() - t1
                 full = sim.compare_runs([*runs, pf_run], with_bound=True)
             if args.sgready:
-                print("actuator: SG-Ready (OFF, NORMAL, BOOST)")
+                print("actuator: SG-Ready relays, modes " + ", ".join(m.value for m in sim.modes))
             print(table(sim, full))
             weeks = sim.inp.grid.n * sim.inp.grid.step_h / 168.0
             print(
