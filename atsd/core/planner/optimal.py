@@ -265,15 +265,20 @@ def backward(problem: PlanProblem) -> Backward:
     # switch freely reaches the same successor under ECO, NORMAL or BOOST), so each slot evaluates
     # the cost of every distinct pair once, then each state takes the least of its own pairs.
     plain, reset = _pairs(nxt_plain, n_s), _pairs(nxt_reset, n_s)
-    blocked_row = np.full((1, n_t), BLOCKED_EUR)
+    buf = np.empty((max(len(plain[0]), len(reset[0])) + 1, n_t))
     for k in range(n - 1, -1, -1):
         succ, act, pair_of = reset if new_day[k] else plain
+        n_p = len(succ)
         flat = value[k + 1].ravel()
         at = succ[:, None] * n_t + hi_idx[k][act]  # (P, T) flat index of the lower grid neighbour
         lo = flat[at]
-        q = lo + (flat[at + 1] - lo) * w[k][act]
+        q = buf[:n_p]
+        np.subtract(flat[at + 1], lo, out=q)
+        q *= w[k][act]
+        q += lo
         q += stage[k][act]
-        value[k, :n_s] = np.concatenate([q, blocked_row])[pair_of].min(axis=1)
+        buf[n_p] = BLOCKED_EUR  # the row of every forbidden move
+        value[k, :n_s] = buf[pair_of].min(axis=1)
     return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie, bound)
 
 
