@@ -417,7 +417,10 @@ def end_value_eur_per_k(problem: PlanProblem) -> float | None:
 
 
 def end_goal_c(problem: PlanProblem) -> float:
-    """The end rule shared by every planner: end no colder than the start.
+    """The end rule of a self-contained plan (``end_rule="start"``): end no colder than the start.
+
+    Every planner keeps it on such a problem, and the bound always does. Under ``end_rule="value"``
+    the optimal planner credits the heat left at the end instead and uses this only as a reference.
 
     Capped at what BOOST could hold at the end (a house started above its BOOST setpoint by the sun
     cannot be asked to end there too), and never below the last slot's planning floor.

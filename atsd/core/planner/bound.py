@@ -15,8 +15,9 @@ comfort can pay less:
   bound no thermostat-driven heat pump can approach; ``flat_cop=True`` gives that variant.)
   Electricity may also be as high as COP 1 with the full cycling loss, so that negative prices
   cannot make the bound exceed a real schedule;
-- comfort: the minimum (not the planners' margin above it) at every slot boundary; the same end
-  rule as the planners: end no colder than :func:`~atsd.core.plan.end_goal_c`.
+- comfort: the minimum (not the planners' margin above it) at every slot boundary; the end rule
+  of a self-contained plan: end no colder than :func:`~atsd.core.plan.end_goal_c` (over a whole
+  simulated period, receding-horizon runs are compared with it after valuing the heat they leave).
 """
 
 from __future__ import annotations

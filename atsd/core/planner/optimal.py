@@ -9,10 +9,14 @@ already started on this local day. Modes the actuator does not support are never
 Backward pass: the cost-to-go ``V[k](rule state, T)`` on the grid, with the slot transitions of all
 (slot, mode, grid temperature) triples from one vectorised call of :meth:`ThermalModel.step`; between
 grid temperatures ``V`` is interpolated linearly (a semi-Lagrangian scheme). The last slot uses the
-exact end rule instead of an interpolated value. Forward pass: from the true start temperature, each
-slot tries every allowed mode with the exact scalar model (:meth:`ThermalModel.step1`) and keeps the
-one with the least slot cost plus interpolated cost-to-go, so the returned schedule is evaluated
-exactly and the grid only guides the choice.
+exact end rule instead of an interpolated value (or, under ``end_rule="value"`` for a receding
+horizon, the credit for heat left at the end, see :func:`~atsd.core.plan.end_value_eur_per_k`).
+Each slot evaluates every distinct (successor rule state, mode) move once.
+
+Forward pass: from the true start temperature, each slot tries every allowed mode with the exact
+scalar model (:meth:`ThermalModel.step1`) and keeps the one with the least slot cost plus
+interpolated cost-to-go, so the returned schedule is evaluated exactly and the grid only guides the
+choice.
 
 Comfort and the end rule are soft constraints with a penalty far above any price (ten times the cost
 of buying the missing heat at the horizon's highest price with COP 1), so a feasible problem is solved
