@@ -205,6 +205,8 @@ class Backward:
     pen: float
     tie: FloatArray
     bound: FloatArray  # (n, A): cost of a mode outside the slot's demand-response bounds
+    end_c: FloatArray  # (n, A, T): the exact transitions from each grid temperature...
+    elec_kwh: FloatArray  # (n, A, T): ...and their electricity
 
 
 def bound_cost(problem: PlanProblem, ranks: IntArray, pen: float) -> FloatArray:
@@ -283,7 +285,7 @@ def backward(problem: PlanProblem) -> Backward:
         q += stage[k][act]
         buf[n_p] = BLOCKED_EUR  # the row of every forbidden move
         value[k, :n_s] = buf[pair_of].min(axis=1)
-    return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie, bound)
+    return Backward(rules, ranks, grid, value, new_day, price, floor, goal, pen, tie, bound, end, res.elec_kwh)
 
 
 def _pairs(nxt: IntArray, n_s: int) -> tuple[IntArray, IntArray, IntArray]:
@@ -323,6 +325,9 @@ def solve(problem: PlanProblem) -> Solution:
 
     grid_l: list[float] = grid.tolist()
     last = len(grid_l) - 1
+    # A house held at a setpoint sits exactly on a grid temperature: its transitions are in the table.
+    on_grid = {v: j for j, v in enumerate(grid_l)}
+    table_end, table_kwh = b.end_c, b.elec_kwh
 
     # Forward: exact rollout from the true start temperature.
     modes: list[Mode] = []
@@ -336,11 +341,15 @@ def solve(problem: PlanProblem) -> Solution:
         if new_day[k]:
             s = reset[s]
         best = (math.inf, -1, t, 0.0, s)
+        j = on_grid.get(t)
         for ai in range(n_a):
             s2 = nxt_plain[s][ai]
             if s2 == n_s:
                 continue
-            e, _mc, _qc, _qa, kwh = model.step1(d, k, t, rank[ai])
+            if j is None:
+                e, _mc, _qc, _qa, kwh = model.step1(d, k, t, rank[ai])
+            else:
+                e, kwh = float(table_end[k, ai, j]), float(table_kwh[k, ai, j])
             q = kwh * price[k] + _shortfall1(floor[k][ai] - e, pen) + tie[ai] + bnd[k][ai]
             # the cost-to-go between grid temperatures, as np.interp (clamped at the ends) but scalar
             i = bisect_right(grid_l, e) - 1
