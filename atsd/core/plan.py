@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -106,7 +107,7 @@ class PlanProblem:
     # `atsd simulate`), so heat left in the house at the end is credited at what it would cost to
     # buy later (see end_value_eur_per_k) instead of being required: a hard rule there ratchets, since
     # each re-plan must end as warm as the house happens to be now, and stored heat is never used.
-    end_rule: str = "start"
+    end_rule: Literal["start", "value"] = "start"
 
     @property
     def n(self) -> int:
