@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -112,6 +113,23 @@ class PlanProblem:
     @property
     def n(self) -> int:
         return self.grid.n
+
+    @cached_property
+    def _end_value(self) -> float | None:
+        """See :func:`end_value_eur_per_k`."""
+        if self.end_rule != "value" or self.n == 0:
+            return None
+        model, d = self.model, self.drive
+        idx = np.arange(max(0, self.n - max(1, round(86400 / self.grid.step_s))), self.n)
+        res = model.step(d, idx, d.target_c[idx], Mode.NORMAL.rank)
+        price = np.asarray(self.objective_price(), dtype=np.float64)[idx]
+        known = np.isfinite(price)
+        price = np.where(known, price, float(np.median(price[known])) if known.any() else 0.0)
+        heat = float(res.heat_kwh.sum())
+        if heat <= 1e-9:
+            return 0.0
+        c_kwh = model.building.capacitance_j_per_k / J_PER_KWH
+        return max(0.0, float(np.sum(price * res.elec_kwh)) / heat) * c_kwh
 
     def objective_price(self) -> FloatArray:
         """EUR per kWh the planner minimises: paid price plus the optional carbon weight."""
@@ -399,22 +417,10 @@ def end_value_eur_per_k(problem: PlanProblem) -> float | None:
     One K more at the end saves buying ``C`` × 1 K of heat soon after the horizon. Its price is what
     holding the house at the target costs per kWh of heat over the horizon's last day (electricity
     price over the COP the model gives for that load): the best estimate of the hours after the end,
-    with no constant to tune. On days that need no heat it is worth nothing.
+    with no constant to tune. On days that need no heat it is worth nothing. Computed once per problem
+    (the planner's passes, its scoring and its reasons all ask).
     """
-    if problem.end_rule != "value" or problem.n == 0:
-        return None
-    model, d = problem.model, problem.drive
-    n = problem.n
-    idx = np.arange(max(0, n - max(1, round(86400 / problem.grid.step_s))), n)
-    res = model.step(d, idx, d.target_c[idx], Mode.NORMAL.rank)
-    price = np.asarray(problem.objective_price(), dtype=np.float64)[idx]
-    known = np.isfinite(price)
-    price = np.where(known, price, float(np.median(price[known])) if known.any() else 0.0)
-    heat = float(res.heat_kwh.sum())
-    if heat <= 1e-9:
-        return 0.0
-    c_kwh = model.building.capacitance_j_per_k / J_PER_KWH
-    return max(0.0, float(np.sum(price * res.elec_kwh)) / heat) * c_kwh
+    return problem._end_value
 
 
 def end_goal_c(problem: PlanProblem) -> float:

@@ -290,10 +290,8 @@ class ThermalModel:
             # Heat that holds each boundary exactly (sliding mode of the thermostat).
             h1 = ua * (b1 - tout) - g
             h2 = ua * (b2 - tout) - g
-            fin1 = np.isfinite(b1)
-            fin2 = np.isfinite(b2)
-            at1 = fin1 & (np.abs(t - b1) <= eps)
-            at2 = fin2 & (np.abs(t - b2) <= eps)
+            at1 = np.isfinite(b1) & (np.abs(t - b1) <= eps)
+            at2 = np.isfinite(b2) & (np.abs(t - b2) <= eps)
             slide2 = at2 & (h2 >= 0.0) & (h2 <= qc)
             slide1 = at1 & ~slide2 & (h1 >= qc) & (h1 <= qc + qa)
             # Region capacities: below b1: comp+aux; between: comp; above b2: nothing.
@@ -332,8 +330,7 @@ class ThermalModel:
         comp_w = e_comp / dt
         supply = self.heat_pump.supply_c(mean_c, comp_w + e_aux / dt, self.design_heat_w)
         cop = self.heat_pump.cop(d.source_c[k_all], supply)
-        qc = qc_all
-        plr = np.where(qc > 0, comp_w / np.where(qc > 0, qc, 1.0), 1.0)
+        plr = np.where(qc_all > 0, comp_w / np.where(qc_all > 0, qc_all, 1.0), 1.0)
         hp = self.heat_pump
         deg = np.where(plr < hp.min_modulation,
                        1.0 - hp.cycling_loss * (1.0 - plr / max(hp.min_modulation, 1e-6)), 1.0)

@@ -39,15 +39,16 @@ from tests.benchmarks.bench_winter import DATA, SETS
 CHUNK = 96  # slots per vectorised transition call
 
 
-def setpoint_drive(sim: Simulation, levels: np.ndarray) -> Drive:
-    """The plant's drive with one row per setpoint level instead of one per mode."""
+def setpoint_drive(sim: Simulation, setpoints: np.ndarray) -> Drive:
+    """The plant's drive with one row per setpoint row of ``setpoints`` (rows × slots) instead of one
+    per mode; the compressor and aux heater behave as under NORMAL, the aux level as under ECO."""
     d = sim.plant_drive
-    n, n_l = d.n, len(levels)
-    cap = np.repeat(d.comp_cap_w[Mode.NORMAL.rank][None], n_l, 0)
-    aux = np.repeat(d.aux_cap_w[Mode.NORMAL.rank][None], n_l, 0)
-    aux_set = np.repeat(d.aux_set_c[Mode.ECO.rank][None], n_l, 0)
+    n_r = setpoints.shape[0]
+    cap = np.repeat(d.comp_cap_w[Mode.NORMAL.rank][None], n_r, 0)
+    aux = np.repeat(d.aux_cap_w[Mode.NORMAL.rank][None], n_r, 0)
+    aux_set = np.repeat(d.aux_set_c[Mode.ECO.rank][None], n_r, 0)
     return Drive(d.grid, d.outdoor_c, d.gains_w, d.target_c, d.min_c, d.max_c, d.decay, d.source_c, cap,
-                 np.repeat(levels[:, None], n, 1), aux, aux_set, d.cop_best)
+                 setpoints, aux, aux_set, d.cop_best)
 
 
 def rollout(sim: Simulation, d: Drive, name: str, choose) -> Run:  # type: ignore[no-untyped-def]
@@ -69,7 +70,7 @@ def setpoint_pf(sim: Simulation, step_k: float) -> Run:
     lo = float(np.min(d0.min_c))
     hi = float(np.max(d0.comp_set_c[Mode.BOOST.rank]))
     levels = np.round(np.arange(lo, hi + 1e-9, step_k), 6)
-    d = setpoint_drive(sim, levels)
+    d = setpoint_drive(sim, np.repeat(levels[:, None], n, 1))
     grid = np.concatenate([[lo - 1.0, lo - 0.5, lo - 0.15], np.round(np.arange(lo, hi + 1e-9, 0.05), 6),
                            [hi + 0.5, hi + 2.5]])
     price = sim.price
@@ -105,10 +106,7 @@ def setpoint_pf(sim: Simulation, step_k: float) -> Run:
 def follow(sim: Simulation, bound: Run) -> Run:
     """The bound's temperature trajectory as a setpoint per slot, on the exact model."""
     levels = np.maximum(bound.end_c, float(np.min(sim.plant_drive.min_c)))
-    d0 = sim.plant_drive
-    d = Drive(d0.grid, d0.outdoor_c, d0.gains_w, d0.target_c, d0.min_c, d0.max_c, d0.decay, d0.source_c,
-              d0.comp_cap_w[[Mode.NORMAL.rank]], levels[None, :], d0.aux_cap_w[[Mode.NORMAL.rank]],
-              d0.aux_set_c[[Mode.ECO.rank]], d0.cop_best)
+    d = setpoint_drive(sim, levels[None, :])
     return rollout(sim, d, "bound, followed", lambda k, t: 0)
 
 
